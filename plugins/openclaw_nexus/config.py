@@ -1,0 +1,52 @@
+"""Deployment settings: where OpenClaw's state lives, which Connection is Nexus, and the defaults a
+deployment may override through environment variables. Airflow-free and cheap: the DAG file reads
+these at parse time, so nothing here touches the disk or the network.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_CONN_ID = "nexus_default"
+STATE_DIR_ENV = "OPENCLAW_STATE_DIR"
+DEFAULT_STATE_DIR = "~/.openclaw"
+# Airflow's [core] max_map_length is 1024: one run never maps more sessions than this.
+MAX_SESSIONS_CEILING = 1000
+
+
+def state_dir() -> Path:
+    """``$OPENCLAW_STATE_DIR``, default ``~/.openclaw``, read when a task runs."""
+    return Path(os.environ.get(STATE_DIR_ENV) or DEFAULT_STATE_DIR).expanduser()
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(f"SESSION_UPLOAD_{name}") or default
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Per-deployment defaults, each from ``SESSION_UPLOAD_<NAME>`` when set."""
+
+    schedule: str = "0 * * * *"
+    settle_minutes: int = 5
+    max_sessions: int = 500
+    task_retries: int = 2
+    retry_delay_seconds: float = 60.0
+    http_attempts: int = 5
+    backoff_initial_seconds: float = 1.0
+    backoff_max_seconds: float = 30.0
+    connect_timeout_seconds: float = 10.0
+    read_timeout_seconds: float = 300.0
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        """Settings with every field overridable by ``SESSION_UPLOAD_<FIELD NAME IN CAPITALS>``."""
+        values = {}
+        for name, field in cls.__dataclass_fields__.items():
+            values[name] = type(field.default)(_env(name.upper(), str(field.default)))
+        settings = cls(**values)
+        if not 1 <= settings.max_sessions <= MAX_SESSIONS_CEILING:
+            raise ValueError(f"SESSION_UPLOAD_MAX_SESSIONS must be 1..{MAX_SESSIONS_CEILING}")
+        return settings

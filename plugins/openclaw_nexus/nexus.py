@@ -1,0 +1,229 @@
+"""Nexus over HTTP: a hook that sends the API key as ``?code=`` and an operator that uploads one session.
+
+Built on providers-http: ``NexusHook`` is an ``HttpHook`` whose Connection password is the API key
+(never basic auth), and ``SessionUploadOperator`` is an ``HttpOperator`` that streams one transcript
+from disk with the operator's own ``retry_args`` machinery. Neither lets the key into a log line,
+an exception text, a rendered field or an XCom.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import requests
+import tenacity
+from airflow.providers.http.hooks.http import HttpHook
+from airflow.providers.http.operators.http import HttpOperator
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.log import mask_secret
+
+from openclaw_nexus.config import DEFAULT_CONN_ID, state_dir
+from openclaw_nexus.discovery import SessionIndexError, read_active_set, resolve_transcript, sessions_dir_of
+from openclaw_nexus.redact import excerpt, scrub
+from openclaw_nexus.retry import is_transient_status, retry_args
+from openclaw_nexus.transcript import TranscriptBody, TranscriptError, idempotency_key, snapshot
+
+ENDPOINT = "/api/sessions"
+
+
+class NexusConfigError(AirflowFailException):
+    """The Nexus Connection cannot be used as it is (for example, it has no API key)."""
+
+
+class NexusHook(HttpHook):
+    """``HttpHook`` for Nexus: the Connection's password is the API key, sent as the ``code`` query parameter.
+
+    Exceptions from ``requests`` carry the full URL; this hook re-raises them with the key scrubbed.
+    """
+
+    hook_name = "Nexus"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.api_key: str | None = None
+
+    def _configure_session_from_auth(self, session: requests.Session, connection: Any) -> requests.Session:
+        if not connection.password:
+            raise NexusConfigError(
+                f"Connection {self.http_conn_id!r} has no password: set the Nexus API key as its password"
+            )
+        self.api_key = connection.password
+        mask_secret(self.api_key)
+        session.auth = None
+        session.params = {"code": self.api_key}
+        return session
+
+    def run_and_check(
+        self, session: requests.Session, prepped_request: requests.PreparedRequest, extra_options: dict
+    ) -> requests.Response:
+        """Send the request and return the response whatever its status (the operator judges it)."""
+        settings = session.merge_environment_settings(
+            prepped_request.url,
+            proxies=session.proxies,
+            stream=session.stream,
+            verify=session.verify,
+            cert=session.cert,
+        )
+        try:
+            return session.send(
+                prepped_request, timeout=extra_options.get("timeout"), allow_redirects=False, **settings
+            )
+        except requests.RequestException as exc:
+            # Same type, so the retry policy still sees a ConnectionError or a Timeout.
+            failure = type(exc)(scrub(str(exc), [self.api_key]))
+        raise failure  # outside the except block: no chained original text in any traceback
+
+
+class SessionUploadOperator(HttpOperator):
+    """Upload one completed session's transcript to Nexus: ``POST /api/sessions?code=<key>``.
+
+    ``session`` is one item discovery produced (``agentId``, ``sessionId``, ``file``, ``size``,
+    ``mtimeNs``). The file is read here, never through XCom, streamed as the JSON body, and checked
+    against what discovery saw before and after the request. Returns a small receipt (no response body).
+    On failure it pushes an ``error`` XCom that ``job_result`` reports.
+    """
+
+    template_fields: Sequence[str] = (*HttpOperator.template_fields, "session")
+    ui_color = "#cdeaf7"
+
+    def __init__(
+        self,
+        *,
+        session: Any,
+        http_conn_id: str = DEFAULT_CONN_ID,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 300.0,
+        http_attempts: int = 5,
+        backoff_initial: float = 1.0,
+        backoff_max: float = 30.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(endpoint=ENDPOINT, method="POST", http_conn_id=http_conn_id, **kwargs)
+        self.session = session
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.http_attempts = http_attempts
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._hook: NexusHook | None = None
+
+    @property
+    def hook(self) -> NexusHook:
+        if self._hook is None:
+            self._hook = NexusHook(method=self.method, http_conn_id=self.http_conn_id)
+        return self._hook
+
+    def execute(self, context: Any) -> dict:
+        session = self.session
+        try:
+            return self._upload(context, session)
+        except Exception as exc:  # every failure is reported, then re-raised without the key
+            permanent = isinstance(exc, AirflowFailException) or (
+                isinstance(exc, (TranscriptError, OSError, ValueError))
+                and not isinstance(exc, requests.RequestException)  # requests' errors are OSErrors too
+            )
+            reason = scrub(str(exc) or type(exc).__name__, [self.hook.api_key])
+        context["ti"].xcom_push(key="error", value=_error(session, "upload", reason))
+        if permanent:
+            raise AirflowFailException(reason)
+        raise AirflowException(reason)
+
+    def _upload(self, context: Any, session: dict) -> dict:
+        label = f"{session['agentId']}/{session['sessionId']}"
+        root = state_dir()
+        path = resolve_transcript(root, session)
+        if session.get("kind") != "replay":
+            self._refuse_if_active(root, session, path)
+        try:
+            before = snapshot(path)
+        except FileNotFoundError:
+            raise TranscriptError(
+                f"{session['file']} is gone since discovery (renamed or removed by OpenClaw?); "
+                "a later run picks it up under its new name"
+            ) from None
+        if (before.size, before.mtime_ns) != (session["size"], session["mtimeNs"]):
+            raise TranscriptError(f"{session['file']} changed since discovery; left for a later run")
+
+        body = TranscriptBody(path, session["agentId"], session["sessionId"])
+        self.log.info("Uploading %s: %s, %d bytes, sha256 %s", label, session["file"], body.size, body.sha256)
+        self.data = body
+        self.headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key(session["sessionId"], body.sha256),
+            "X-Agent-Id": session["agentId"],
+            "X-Session-Id": session["sessionId"],
+        }
+        self.extra_options = {"timeout": (self.connect_timeout, self.read_timeout)}
+        self.retry_args = retry_args(
+            attempts=self.http_attempts,
+            initial_wait=self.backoff_initial,
+            max_wait=self.backoff_max,
+            before_sleep=self._log_retry,
+        )
+        self.response_filter = _the_response
+        response: requests.Response = super().execute(context)
+
+        if snapshot(path) != before:
+            raise TranscriptError(
+                f"{session['file']} changed while it was uploaded; Nexus holds the earlier "
+                f"{body.size} bytes (sha256 {body.sha256[:12]}…), the file is left in place"
+            )
+        if not response.ok:
+            detail = f"Nexus answered HTTP {response.status_code} for {label}: {excerpt(response.text)}"
+            if is_transient_status(response.status_code):
+                raise AirflowException(detail + f" (after {self.http_attempts} attempts)")
+            raise AirflowFailException(detail + " (permanent: not retried)")
+        self.log.info("Nexus accepted %s: HTTP %d", label, response.status_code)
+        return {
+            "agentId": session["agentId"],
+            "sessionId": session["sessionId"],
+            "file": session["file"],
+            "kind": session.get("kind"),
+            "size": body.size,
+            "mtimeNs": before.mtime_ns,
+            "sha256": body.sha256,
+            "status": response.status_code,
+        }
+
+    def _refuse_if_active(self, root: Path, session: dict, path: Path) -> None:
+        """Discovery ran earlier: check again that OpenClaw has not taken the session up meanwhile."""
+        try:
+            active = read_active_set(sessions_dir_of(root, session["agentId"]))
+        except SessionIndexError as exc:
+            raise AirflowFailException(f"not uploaded: {exc}") from None
+        if active.contains(session["sessionId"], path.name):
+            raise AirflowFailException(f"{session['file']} is an active session again; not uploaded")
+
+    def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
+        outcome = retry_state.outcome
+        if outcome.failed:
+            what = scrub(f"{type(outcome.exception()).__name__}: {outcome.exception()}", [self.hook.api_key])
+        else:
+            what = f"HTTP {outcome.result().status_code}"
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        self.log.warning(
+            "Nexus attempt %d/%d for %s/%s failed (%s); retrying in %.1f s",
+            retry_state.attempt_number,
+            self.http_attempts,
+            self.session["agentId"],
+            self.session["sessionId"],
+            what,
+            wait,
+        )
+
+
+def _the_response(response: requests.Response) -> requests.Response:
+    """``response_filter`` that hands the response back, so its text is never pushed to XCom."""
+    return response
+
+
+def _error(session: dict, stage: str, reason: str) -> dict:
+    return {
+        "agentId": session.get("agentId"),
+        "sessionId": session.get("sessionId"),
+        "file": session.get("file"),
+        "stage": stage,
+        "reason": reason,
+    }

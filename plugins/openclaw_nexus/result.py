@@ -1,0 +1,72 @@
+"""Reduce one run's outcomes into the JobResult. Airflow-free.
+
+``{"jobId": "session_upload", "success", "message": "Uploaded N sessions across M agents",
+"itemsProcessed": N, "errors": [...]}``: N counts uploads that were archived (or, for replays,
+re-sent), M the agents they belong to; every session that was selected but has neither an
+archive receipt nor an error gets one, so nothing disappears from the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+JOB_ID = "session_upload"
+
+
+def _key(item: dict) -> tuple[str, str]:
+    return item["agentId"], item["file"]
+
+
+def build_job_result(
+    *,
+    agent_errors: Iterable[dict],
+    selected: Iterable[dict],
+    done: Iterable[dict],
+    task_errors: Iterable[dict],
+    dry_run: bool = False,
+    deferred: int = 0,
+) -> dict:
+    """The JobResult for one run.
+
+    :param agent_errors: errors from listing and scanning agents (stage ``discover``)
+    :param selected: the sessions this run took on
+    :param done: receipts of sessions uploaded and archived (or replayed)
+    :param task_errors: errors pushed by upload and archive tasks
+    :param dry_run: nothing was sent; the message says what would have been
+    :param deferred: sessions left for later runs by the per-run cap (not an error)
+    """
+    selected = list(selected)
+    errors = list(agent_errors)
+    done_keys = {_key(receipt) for receipt in done}
+    failed_keys = set()
+    for error in task_errors:
+        errors.append(error)
+        failed_keys.add((error.get("agentId"), error.get("file")))
+    if not dry_run:
+        for session in selected:
+            if _key(session) not in done_keys and _key(session) not in failed_keys:
+                errors.append(
+                    {
+                        "agentId": session["agentId"],
+                        "sessionId": session["sessionId"],
+                        "file": session["file"],
+                        "stage": "upload",
+                        "reason": "no outcome recorded (task did not run to completion)",
+                    }
+                )
+    uploaded = [s for s in selected if _key(s) in done_keys]
+    agents = {s["agentId"] for s in uploaded}
+    if dry_run:
+        would = {s["agentId"] for s in selected}
+        message = f"Dry run: would upload {len(selected)} sessions across {len(would)} agents"
+    else:
+        message = f"Uploaded {len(uploaded)} sessions across {len(agents)} agents"
+    if deferred:
+        message += f"; {deferred} more left for later runs"
+    return {
+        "jobId": JOB_ID,
+        "success": not errors,
+        "message": message,
+        "itemsProcessed": len(uploaded),
+        "errors": errors,
+    }

@@ -1,0 +1,167 @@
+"""What each task of the DAG does, between Airflow's context and the pure modules.
+
+The DAG file only wires; these functions take plain values (and, where a task must report through
+XCom, its task instance) and call discovery, archive and result.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+from openclaw_nexus import discovery, result
+from openclaw_nexus.archive import ArchiveError, archive_transcript
+from openclaw_nexus.config import state_dir
+
+log = logging.getLogger(__name__)
+
+DISCOVER_TASK = "discover"
+UPLOAD_TASK = "deliver.upload"
+ARCHIVE_TASK = "deliver.archive"
+
+
+def find_agents(requested: list[str] | None, ti: Any) -> list[str]:
+    """The agents to scan; refused names are pushed as the ``errors`` XCom."""
+    agents, errors = discovery.list_agents(state_dir(), requested or None)
+    for error in errors:
+        log.error("agent %s: %s", error["agentId"], error["reason"])
+    ti.xcom_push(key="errors", value=errors)
+    log.info("Scanning %d agents under %s: %s", len(agents), state_dir(), ", ".join(agents) or "none")
+    return agents
+
+
+def window_for(
+    dag_run: Any, interval_start: datetime | None, interval_end: datetime | None, settle_minutes: int
+) -> discovery.Window:
+    """Scheduled runs take what is older than their data interval end; backfills only their interval;
+    manual and asset-triggered runs everything settled up to now."""
+    run_type = str(getattr(dag_run, "run_type", "") or "").lower()
+    window = discovery.Window(now=datetime.now().timestamp(), settle_seconds=settle_minutes * 60.0)
+    if run_type.endswith("backfill") and interval_start and interval_end:
+        return discovery.Window(
+            window.now, window.settle_seconds, interval_start.timestamp(), interval_end.timestamp()
+        )
+    if run_type.endswith("scheduled") and interval_end:
+        return discovery.Window(window.now, window.settle_seconds, None, interval_end.timestamp())
+    return window
+
+
+def discover(agent_id: str, window: discovery.Window, *, include_archived: bool) -> dict:
+    scan = discovery.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
+    for error in scan.errors:
+        log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
+    log.info(
+        "agent %s: %d completed sessions; skipped %s",
+        agent_id,
+        len(scan.sessions),
+        dict(scan.skipped) or "nothing",
+    )
+    return scan.to_dict()
+
+
+def select(scans: list[dict], max_sessions: int, ti: Any, *, dry_run: bool) -> list[dict]:
+    """The sessions to deliver; the whole selection and the count left over go to XCom for the JobResult."""
+    selected, deferred = discovery.select_sessions(scans, max_sessions)
+    log.info(
+        "%d sessions selected, %d left for later runs%s",
+        len(selected),
+        deferred,
+        " (dry run: none delivered)" if dry_run else "",
+    )
+    ti.xcom_push(key="selected", value=selected)
+    ti.xcom_push(key="deferred", value=deferred)
+    return [] if dry_run else selected
+
+
+def archive(session: dict, receipt: dict, ti: Any) -> dict:
+    """Archive one uploaded transcript; replays stay where they are."""
+    done = {**receipt, "archivedAs": session["file"], "alreadyArchived": True}
+    if session.get("kind") == "replay":
+        log.info(
+            "%s/%s was a replay of %s: left in place",
+            session["agentId"],
+            session["sessionId"],
+            session["file"],
+        )
+        return done
+    sessions_dir = discovery.sessions_dir_of(state_dir(), session["agentId"])
+    try:
+        outcome = archive_transcript(
+            sessions_dir,
+            session["file"],
+            session["sessionId"],
+            size=receipt["size"],
+            mtime_ns=receipt["mtimeNs"],
+            sha256=receipt["sha256"],
+        )
+    except (ArchiveError, OSError) as exc:
+        reason = str(exc)
+        ti.xcom_push(
+            key="error",
+            value={
+                "agentId": session["agentId"],
+                "sessionId": session["sessionId"],
+                "file": session["file"],
+                "stage": "archive",
+                "reason": reason,
+            },
+        )
+        from airflow.sdk.exceptions import AirflowFailException
+
+        raise AirflowFailException(reason) from None
+    log.info(
+        "%s archived as %s%s",
+        session["file"],
+        outcome.archived_as,
+        " (already done)" if outcome.already_done else "",
+    )
+    return {**receipt, "archivedAs": outcome.archived_as, "alreadyArchived": outcome.already_done}
+
+
+def _pull_all(ti: Any, task_id: str, key: str = "return_value") -> list:
+    values = ti.xcom_pull(task_ids=[task_id], key=key) or []
+    return [value for value in values if value is not None]
+
+
+def job_result(ti: Any, *, dry_run: bool) -> dict:
+    """Build the JobResult from every task's XComs, push it as ``return_value`` and log it."""
+    agents = ti.xcom_pull(task_ids="find_agents")
+    plan = ti.xcom_pull(task_ids="select", key="selected")
+    deferred = ti.xcom_pull(task_ids="select", key="deferred") or 0
+    scans = _pull_all(ti, DISCOVER_TASK)
+    agent_errors = list(ti.xcom_pull(task_ids="find_agents", key="errors") or [])
+    if agents is None:
+        agent_errors.append(_stage_error("find_agents", "listing agents failed; see the find_agents log"))
+    scanned = {scan["agentId"] for scan in scans}
+    for agent_id in agents or []:
+        if agent_id not in scanned:
+            agent_errors.append(
+                {
+                    "agentId": agent_id,
+                    "sessionId": None,
+                    "file": None,
+                    "stage": "discover",
+                    "reason": "discovery did not complete; see the discover log",
+                }
+            )
+    for scan in scans:
+        agent_errors.extend(scan["errors"])
+    if agents is not None and plan is None:
+        agent_errors.append(_stage_error("select", "selecting sessions failed; see the select log"))
+    job = result.build_job_result(
+        agent_errors=agent_errors,
+        selected=plan or [],
+        done=_pull_all(ti, ARCHIVE_TASK),
+        task_errors=_pull_all(ti, UPLOAD_TASK, "error") + _pull_all(ti, ARCHIVE_TASK, "error"),
+        dry_run=dry_run,
+        deferred=deferred,
+    )
+    ti.xcom_push(key="return_value", value=job)
+    log.info("JobResult: %s", json.dumps(job, indent=2))
+    return job
+
+
+def _stage_error(stage: str, reason: str) -> dict:
+    return {"agentId": None, "sessionId": None, "file": None, "stage": stage, "reason": reason}
