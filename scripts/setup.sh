@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Create .venv with the locked dependencies (uv.lock). Safe to run again: it only syncs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v uv >/dev/null 2>&1; then
+  echo "setup: installing uv (the package manager that reads uv.lock)" >&2
+  python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
+  export PATH="$HOME/.local/bin:$PATH"
+fi
+uv sync --frozen --quiet

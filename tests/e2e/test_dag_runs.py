@@ -1,0 +1,155 @@
+"""End-to-end: the real DAG under `airflow dags test`, real HTTP to the Nexus stand-in, real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tools.make_sample_state import make_state
+from tools.sandbox import API_KEY
+
+ARCHIVE = "archive"
+
+
+def snapshot_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def sessions_of(state_dir: Path, agent: str) -> Path:
+    return state_dir / "agents" / agent / "sessions"
+
+
+def assert_received_exactly(nexus, expected: dict[tuple[str, str], bytes]) -> None:
+    """Nexus got each expected transcript once, byte for byte, as the JSON contract says."""
+    got = {}
+    for record in nexus.accepted():
+        body = nexus.body(record["n"])
+        payload = json.loads(body)
+        assert set(payload) == {"agentId", "sessionId", "transcript"}
+        assert record["contentType"].startswith("application/json")
+        key = (payload["agentId"], payload["sessionId"])
+        assert key not in got, f"{key} uploaded twice"
+        got[key] = payload["transcript"].encode("utf-8")
+    assert got == expected
+
+
+def test_mixed_run_uploads_archives_and_reports_every_failure(sandbox, nexus, state_dir):
+    made = make_state(state_dir, ["main", "research"], completed=4)
+    # An agent whose index is truncated: nothing of it may be uploaded or moved.
+    broken = make_state(state_dir, ["broken"], completed=2, seed=99)["broken"]
+    (sessions_of(state_dir, "broken") / "sessions.json").write_text('{"agent:broken:main": {"sessionId": "ab')
+    rejected = made["main"]["completed"][1]
+    nexus.set_faults(
+        [
+            {
+                "match": {"sessionId": rejected["sessionId"]},
+                "times": None,
+                "action": {"status": 400, "body": '{"error": "transcript rejected: schema v3 unsupported"}'},
+            }
+        ]
+    )
+    before = {agent: snapshot_tree(sessions_of(state_dir, agent)) for agent in ["main", "research", "broken"]}
+
+    run = sandbox.run_dag()
+
+    expected = {
+        (agent, item["sessionId"]): before[agent][item["file"]]
+        for agent in ["main", "research"]
+        for item in made[agent]["completed"]
+        if item is not rejected
+    }
+    assert_received_exactly(nexus, expected)
+    rejected_requests = [r for r in nexus.requests() if r["sessionId"] == rejected["sessionId"]]
+    assert [r["status"] for r in rejected_requests] == [400], "a permanent 4xx must not be retried"
+
+    # On disk: every accepted transcript moved to archive/<sessionId>.jsonl unchanged, the rest untouched.
+    for agent in ["main", "research"]:
+        after = snapshot_tree(sessions_of(state_dir, agent))
+        for item in made[agent]["completed"]:
+            archived = f"{ARCHIVE}/{item['sessionId']}.jsonl"
+            if item is rejected:
+                assert after[item["file"]] == before[agent][item["file"]]
+                assert archived not in after
+            else:
+                assert item["file"] not in after
+                assert after[archived] == before[agent][item["file"]]
+        for name in made[agent]["active"] + made[agent]["untouchable"]:
+            assert after[name] == before[agent][name], f"{agent}/{name} was touched"
+    assert snapshot_tree(sessions_of(state_dir, "broken")) == before["broken"]
+    assert not any(r["agentId"] == "broken" for r in nexus.requests())
+
+    # The JobResult: counts, and one error per failure naming agent, session/file and reason.
+    result = run.job_result
+    assert result is not None, run.output[-3000:]
+    assert result["jobId"] == "session_upload"
+    assert result["success"] is False
+    assert result["itemsProcessed"] == 7
+    assert result["message"] == "Uploaded 7 sessions across 2 agents"
+    by_agent = {(e["agentId"], e["stage"]): e for e in result["errors"]}
+    assert len(result["errors"]) == 2, result["errors"]
+    upload_error = by_agent[("main", "upload")]
+    assert upload_error["sessionId"] == rejected["sessionId"]
+    assert upload_error["file"] == rejected["file"]
+    assert "HTTP 400" in upload_error["reason"] and "schema v3 unsupported" in upload_error["reason"]
+    index_error = by_agent[("broken", "discover")]
+    assert index_error["file"] == "sessions.json" and "not valid JSON" in index_error["reason"]
+    assert broken["completed"]  # the broken agent did have sessions to lose
+
+    # Task states: only the rejected session's upload failed and only its archive waited; the run is red.
+    label = f"main/{rejected['sessionId']}"
+    uploads, archives = run.labels("deliver.upload"), run.labels("deliver.archive")
+    assert uploads.pop(label) == "failed"
+    assert archives.pop(label) == "upstream_failed"
+    assert set(uploads.values()) == {"success"} and len(uploads) == 7
+    assert set(archives.values()) == {"success"} and len(archives) == 7
+    assert run.states("discover") == {0: "success", 1: "success", 2: "success"}
+    assert run.states("job_result") == {-1: "failed"}
+    assert run.state == "failed"
+    assert sandbox.asset_events() == [], "a red run announces nothing"
+
+    # The key was in every request and nowhere else.
+    assert all(r["query"].get("code") == "***" for r in nexus.requests())
+    assert sandbox.leaks(API_KEY, run.output) == []
+
+
+def test_clean_run_is_green_announces_the_asset_and_a_rerun_finds_nothing(sandbox, nexus, state_dir):
+    made = make_state(state_dir, ["main"], completed=3)
+    first = sandbox.run_dag()
+
+    assert first.state == "success", first.output[-3000:]
+    assert first.job_result == {
+        "jobId": "session_upload",
+        "success": True,
+        "message": "Uploaded 3 sessions across 1 agents",
+        "itemsProcessed": 3,
+        "errors": [],
+    }
+    assert len(nexus.accepted()) == 3
+    assert sandbox.asset_events() == [{"uploaded": 3}]
+    archive = sessions_of(state_dir, "main") / ARCHIVE
+    assert sorted(p.name for p in archive.iterdir()) == sorted(
+        f"{c['sessionId']}.jsonl" for c in made["main"]["completed"]
+    )
+
+    second = sandbox.run_dag()
+    assert second.state == "success"
+    assert second.job_result["itemsProcessed"] == 0
+    assert second.job_result["message"] == "Uploaded 0 sessions across 0 agents"
+    assert len(nexus.accepted()) == 3, "nothing is uploaded twice"
+    assert len(sandbox.asset_events()) == 1, "a run that uploaded nothing announces nothing"
+    assert sandbox.leaks(API_KEY, first.output, second.output) == []
+
+
+def test_dry_run_for_one_agent_sends_and_moves_nothing(sandbox, nexus, state_dir):
+    make_state(state_dir, ["main", "research"], completed=2)
+    before = snapshot_tree(state_dir)
+
+    run = sandbox.run_dag(conf={"dry_run": True, "agents": ["research"]})
+
+    assert run.state == "success", run.output[-3000:]
+    assert nexus.requests() == []
+    assert snapshot_tree(state_dir) == before
+    assert run.job_result["message"] == "Dry run: would upload 2 sessions across 1 agents"
+    assert run.job_result["itemsProcessed"] == 0
+    assert run.states("discover") == {0: "success"}
+    assert run.labels("discover") == {"research": "success"}

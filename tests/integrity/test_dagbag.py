@@ -1,0 +1,109 @@
+"""DAG integrity: parses with no import errors, keeps the contract users rely on, needs no secrets."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(ROOT / "dags"))
+
+
+@pytest.fixture(scope="module")
+def dag(dagbag):
+    return dagbag.dags["session_upload"]
+
+
+def test_no_import_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert list(dagbag.dag_ids) == ["session_upload"]
+
+
+def test_contract_ids_tags_docs_and_schedule(dag):
+    assert dag.dag_id == "session_upload"
+    assert set(dag.task_ids) == {
+        "find_agents",
+        "discover",
+        "select",
+        "deliver.upload",
+        "deliver.archive",
+        "job_result",
+    }
+    assert dag.tags and {"openclaw", "nexus"} <= set(dag.tags)
+    assert dag.doc_md and "### session_upload" in dag.doc_md
+    assert dag.max_active_runs == 1
+    assert dag.catchup is False
+    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable", "backfills need real data intervals"
+    leaves = [t.task_id for t in dag.tasks if not t.downstream_list]
+    assert leaves == ["job_result"]
+
+
+def test_every_task_has_a_docstring_and_retries(dag):
+    for task in dag.tasks:
+        assert task.retries >= 1, task.task_id
+        doc = getattr(task, "doc_md", None) or getattr(task, "doc", None) or (task.__doc__ or "")
+        assert doc.strip(), f"{task.task_id} has no docstring"
+
+
+def test_job_result_runs_whatever_happened_and_mapped_tasks_are_named(dag):
+    assert dag.get_task("job_result").trigger_rule == "all_done"
+    assert "agentId" in dag.get_task("deliver.upload").map_index_template
+    assert "sessionId" in dag.get_task("deliver.archive").map_index_template
+    assert "deliver.upload" in dag.get_task("deliver.archive").upstream_task_ids
+
+
+def test_params_are_documented_with_safe_defaults(dag):
+    params = dag.params
+    assert set(params.keys()) == {"agents", "settle_minutes", "max_sessions", "dry_run", "include_archived"}
+    for name in params.keys():
+        assert params.get_param(name).description, name
+    assert params["agents"] == []
+    assert params["dry_run"] is False
+    assert params["include_archived"] is False
+    assert 0 < params["settle_minutes"] <= 60
+    assert params["max_sessions"] <= 1000 < 1024, "stays below [core] max_map_length"
+    assert params.get_param("max_sessions").schema["maximum"] <= 1000
+
+
+def test_serialized_dag_carries_no_connection_details(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    key = "parse-time-key-must-not-appear"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_NEXUS_DEFAULT",
+        f'{{"conn_type": "http", "host": "127.0.0.1", "port": 1, "password": "{key}"}}',
+    )
+    dag = DagBag(dag_folder=str(ROOT / "dags")).dags["session_upload"]
+    text = str(DagSerialization.to_dict(dag))
+    assert "nexus_default" in text  # the Connection is referenced by id only
+    assert key not in text and "password" not in text
+
+
+def _loaded_top_level_modules(plugins: Path) -> str:
+    code = (
+        "import sys; from airflow import plugins_manager; plugins_manager.ensure_plugins_loaded(); "
+        "print(sorted(m for m in ('archive', 'discovery', 'nexus', 'runs', 'result') if m in sys.modules))"
+    )
+    env = {**os.environ, "AIRFLOW__CORE__PLUGINS_FOLDER": str(plugins)}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_plugin_loader_does_not_run_package_modules_as_top_level_modules(tmp_path):
+    assert _loaded_top_level_modules(ROOT / "plugins") == "[]"
+    # Control: the same package without plugins/.airflowignore is executed module by module.
+    bare = tmp_path / "plugins"
+    shutil.copytree(ROOT / "plugins", bare, ignore=shutil.ignore_patterns(".airflowignore", "__pycache__"))
+    assert _loaded_top_level_modules(bare) == "['archive', 'discovery', 'nexus', 'result', 'runs']"

@@ -1,0 +1,159 @@
+"""Run the real DAG with `airflow dags test` on a throwaway SQLite Airflow, and read back what happened.
+
+Nothing of Airflow is mocked: each sandbox is its own AIRFLOW_HOME holding a copy of a migrated
+metadata DB, the DAG and plugins folders are the project's own, and Nexus is the bundled stand-in
+reached over loopback HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+# Distinctive, so a leak anywhere is found by a plain substring search.
+API_KEY = "nxk-e2e-4f1c9b7e2d-SECRET"  # tests and demo only
+
+
+def base_env(home: Path) -> dict[str, str]:
+    """A clean environment for Airflow commands: the developer's own AIRFLOW_* settings never leak in."""
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SESSION_UPLOAD_", "OPENCLAW_"))
+    }
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__UNIT_TEST_MODE="False",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+    )
+    return env
+
+
+def migrate(home: Path) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    subprocess.run([BIN / "airflow", "db", "migrate"], env=base_env(home), check=True, capture_output=True)
+
+
+@dataclass
+class DagRunOutcome:
+    returncode: int
+    output: str
+    run_id: str
+    state: str
+    tasks: dict[str, dict[int, tuple[str, str | None]]] = field(default_factory=dict)
+    job_result: dict | None = None
+
+    def states(self, task_id: str) -> dict[int, str]:
+        return {index: state for index, (state, _) in self.tasks.get(task_id, {}).items()}
+
+    def labels(self, task_id: str) -> dict[str, str]:
+        """Rendered map index (``agent/session``) → state."""
+        return {label: state for state, label in self.tasks.get(task_id, {}).values()}
+
+
+@dataclass
+class AirflowSandbox:
+    home: Path
+    state_dir: Path
+    nexus_url: str
+    extra_env: dict[str, str] = field(default_factory=dict)
+    api_key: str = API_KEY
+    fast_retries: bool = True
+
+    def env(self) -> dict[str, str]:
+        host, port = self.nexus_url.removeprefix("http://").split(":")
+        env = base_env(self.home)
+        env.update(
+            OPENCLAW_STATE_DIR=str(self.state_dir),
+            AIRFLOW_CONN_NEXUS_DEFAULT=json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": host,
+                    "port": int(port),
+                    "schema": "http",
+                    "password": self.api_key,
+                }
+            ),
+        )
+        if self.fast_retries:
+            # The policy is the same, only the waits are short.
+            env.update(
+                SESSION_UPLOAD_RETRY_DELAY_SECONDS="1",
+                SESSION_UPLOAD_BACKOFF_INITIAL_SECONDS="0.05",
+                SESSION_UPLOAD_BACKOFF_MAX_SECONDS="0.2",
+                SESSION_UPLOAD_READ_TIMEOUT_SECONDS="20",
+            )
+        env.update(self.extra_env)
+        return env
+
+    def run_dag(self, conf: dict | None = None, timeout: float = 600) -> DagRunOutcome:
+        command = [str(BIN / "airflow"), "dags", "test", "session_upload"]
+        if conf is not None:
+            command += ["--conf", json.dumps(conf)]
+        done = subprocess.run(
+            command, env=self.env(), capture_output=True, text=True, timeout=timeout, cwd=self.home
+        )
+        output = done.stdout + done.stderr
+        (self.home / f"dags-test-{self.run_count()}.log").write_text(output)
+        return self._outcome(done.returncode, output)
+
+    def run_count(self) -> int:
+        with self.db() as db:
+            return db.execute("select count(*) from dag_run").fetchone()[0]
+
+    def db(self) -> sqlite3.Connection:
+        return sqlite3.connect(self.home / "airflow.db")
+
+    def _outcome(self, returncode: int, output: str) -> DagRunOutcome:
+        with self.db() as db:
+            row = db.execute("select run_id, state from dag_run order by id desc limit 1").fetchone()
+            assert row, f"no dag run was created:\n{output[-3000:]}"
+            run_id, state = row
+            tasks: dict[str, dict[int, tuple[str, str | None]]] = {}
+            for task_id, index, ti_state, label in db.execute(
+                "select task_id, map_index, state, rendered_map_index from task_instance where run_id = ?",
+                (run_id,),
+            ):
+                tasks.setdefault(task_id, {})[index] = (ti_state, label)
+            value = db.execute(
+                "select value from xcom where run_id = ? and task_id = 'job_result' and key = 'return_value'",
+                (run_id,),
+            ).fetchone()
+        return DagRunOutcome(
+            returncode, output, run_id, state, tasks, json.loads(value[0]) if value else None
+        )
+
+    def asset_events(self, uri: str = "nexus://sessions") -> list[dict]:
+        with self.db() as db:
+            rows = db.execute(
+                "select e.extra from asset_event e join asset a on a.id = e.asset_id where a.uri like ?",
+                (uri + "%",),
+            ).fetchall()
+        return [json.loads(extra) if extra else {} for (extra,) in rows]
+
+    def leaks(self, secret: str, *outputs: str) -> list[str]:
+        """Every place the secret shows up: outputs, any file under AIRFLOW_HOME (logs, the metadata DB)."""
+        found = [f"output #{n}" for n, text in enumerate(outputs) if secret in text]
+        needle = secret.encode()
+        for path in self.home.rglob("*"):
+            if path.is_file() and needle in path.read_bytes():
+                found.append(str(path.relative_to(self.home)))
+        return found
+
+
+def new_sandbox(
+    template_home: Path, home: Path, state_dir: Path, nexus_url: str, **extra_env: str
+) -> AirflowSandbox:
+    """A fresh AIRFLOW_HOME holding a copy of the migrated template DB."""
+    home.mkdir(parents=True)
+    shutil.copy(template_home / "airflow.db", home / "airflow.db")
+    return AirflowSandbox(home, state_dir, nexus_url, dict(extra_env))
