@@ -66,7 +66,7 @@ def test_job_result_runs_whatever_happened_and_mapped_tasks_are_named(dag):
 def test_params_are_documented_with_safe_defaults(dag):
     params = dag.params
     assert set(params.keys()) == {"agents", "settle_minutes", "max_sessions", "dry_run", "include_archived"}
-    for name in params.keys():
+    for name in params:
         assert params.get_param(name).description, name
     assert params["agents"] == []
     assert params["dry_run"] is False
