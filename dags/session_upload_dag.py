@@ -34,6 +34,7 @@ from airflow.sdk import (
     task_group,
 )
 from airflow.sdk.exceptions import AirflowFailException
+
 from openclaw_nexus import runs
 from openclaw_nexus.config import MAX_SESSIONS_CEILING, Settings
 from openclaw_nexus.nexus import SessionUploadOperator

@@ -247,7 +247,11 @@ def scan_agent(
         if active.contains(parsed.session_id, name):
             scan.skipped["active"] += 1
             continue
-        info = entry.stat(follow_symlinks=False)
+        try:
+            info = entry.stat(follow_symlinks=False)
+        except FileNotFoundError:  # renamed or removed by OpenClaw since the listing
+            scan.skipped["vanished"] += 1
+            continue
         if not stat.S_ISREG(info.st_mode):
             scan.skipped["not_regular_file"] += 1
             continue

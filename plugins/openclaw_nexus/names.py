@@ -59,7 +59,7 @@ def parse_transcript_name(name: str) -> TranscriptName | None:
     For UUID ids this equals the seed spec's "first 36 characters of the name" on ``<id>.jsonl``,
     and also holds for topics, forks and OpenClaw's own ``.reset`` / ``.deleted`` archives.
     """
-    if "/" in name or name.startswith(INDEX_FILE):
+    if "/" in name or name == INDEX_FILE or name.startswith(INDEX_FILE + "."):
         return None
     kind = "live"
     base = name

@@ -3,8 +3,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from tools.nexus_standin import NexusStandin
 
+from tools.nexus_standin import NexusStandin
 from tools.sandbox import API_KEY, migrate, new_sandbox
 
 
