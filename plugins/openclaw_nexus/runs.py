@@ -11,6 +11,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from airflow.sdk.exceptions import AirflowFailException
+
 from openclaw_nexus import discovery, result
 from openclaw_nexus.archive import ArchiveError, archive_transcript
 from openclaw_nexus.config import state_dir
@@ -108,8 +110,6 @@ def archive(session: dict, receipt: dict, ti: Any) -> dict:
                 "reason": reason,
             },
         )
-        from airflow.sdk.exceptions import AirflowFailException
-
         raise AirflowFailException(reason) from None
     log.info(
         "%s archived as %s%s",
