@@ -152,7 +152,8 @@ def lock_is_fresh(lock_path: Path, now: float) -> bool:
     try:
         stamp = json.loads(lock_path.read_bytes()).get("createdAt")
         if isinstance(stamp, (int, float)):
-            created = stamp / 1000.0
+            # OpenClaw writes epoch milliseconds; a value this small can only be seconds.
+            created = stamp / 1000.0 if stamp > 1e11 else float(stamp)
         elif isinstance(stamp, str):
             created = datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except (OSError, ValueError, AttributeError, TypeError):
@@ -193,7 +194,10 @@ def list_agents(state_dir: Path, requested: Iterable[str] | None = None) -> tupl
     if not root.is_dir():
         refuse("*", f"state dir {state_dir} has no {AGENTS_DIR}/ folder (check OPENCLAW_STATE_DIR)")
         return [], errors
-    names = sorted(set(requested)) if requested else sorted(entry.name for entry in os.scandir(root))
+    if requested:
+        names = sorted(set(requested))
+    else:  # every agent folder; hidden entries (.git, .DS_Store) and plain files are not agents
+        names = sorted(e.name for e in os.scandir(root) if not e.name.startswith(".") and e.is_dir())
     agents = []
     for name in names:
         if not SESSION_ID_RE.fullmatch(name) or name in {".", ".."} or ".." in name:
@@ -287,7 +291,7 @@ def scan_agent(
 def _add_archived(scan: AgentScan, sessions_dir: Path, active: ActiveSet, window: Window) -> None:
     """Replays: transcripts this package archived before, re-sent and left where they are."""
     archive = sessions_dir / ARCHIVE_DIR
-    if not archive.is_dir():
+    if not archive.is_dir() or archive.is_symlink():
         return
     with os.scandir(archive) as entries:
         for entry in entries:

@@ -256,6 +256,8 @@ def test_session_dicts_are_sorted_oldest_first_then_by_file(state):
         pytest.param({"pid": 1, "createdAt": iso(NOW - 31 * 60)}, 10, False, id="iso-stale"),
         pytest.param({"pid": 1, "createdAt": (NOW - 60) * 1000}, 7200, True, id="epoch-ms-fresh"),
         pytest.param({"pid": 1, "createdAt": (NOW - 31 * 60) * 1000}, 10, False, id="epoch-ms-stale"),
+        pytest.param({"pid": 1, "createdAt": NOW - 60}, 7200, True, id="epoch-seconds-fresh"),
+        pytest.param({"pid": 1, "createdAt": NOW - 31 * 60}, 10, False, id="epoch-seconds-stale"),
         pytest.param(b"not json", 60, True, id="garbage-fresh-mtime"),
         pytest.param(b"not json", 31 * 60, False, id="garbage-stale-mtime"),
         pytest.param({"pid": 1}, 60, True, id="no-createdAt-fresh-mtime"),
@@ -449,6 +451,16 @@ def test_archived_transcripts_are_replays_only_when_asked(state):
     assert scan.errors == []
 
 
+def test_a_symlinked_archive_folder_is_not_replayed(state, tmp_path):
+    state.agent(index={})
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / f"{A}.jsonl").write_text("{}\n")
+    set_age(elsewhere / f"{A}.jsonl", 5000)
+    (state.sessions() / "archive").symlink_to(elsewhere)
+    assert files(scan_agent(state.root, "main", WINDOW, include_archived=True)) == []
+
+
 def test_replays_without_live_transcripts(state):
     state.agent(index={})
     state.transcript(f"archive/{A}.jsonl", age=5000)
@@ -467,6 +479,8 @@ def make_agents(state: State, *names: str) -> None:
 def test_list_all_agent_folders(state):
     make_agents(state, "zeta", "main", "Ops.bot_2")
     (state.root / "agents" / "README").write_text("not an agent")
+    (state.root / "agents" / ".git").mkdir()
+    (state.root / "agents" / ".DS_Store").write_text("")
     assert list_agents(state.root) == (["Ops.bot_2", "main", "zeta"], [])
     assert list_agents(state.root, []) == (["Ops.bot_2", "main", "zeta"], [])
 
