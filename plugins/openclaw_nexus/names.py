@@ -57,7 +57,7 @@ def parse_transcript_name(name: str) -> TranscriptName | None:
     """Return the session a transcript file belongs to, or None when the file is not a transcript.
 
     For UUID ids this equals the seed spec's "first 36 characters of the name" on ``<id>.jsonl``,
-    and also holds for topics, forks and OpenClaw's own ``.reset`` / ``.deleted`` archives.
+    topics and OpenClaw's own ``.reset`` / ``.deleted`` archives; a fork's id follows its timestamp.
     """
     if "/" in name or name == INDEX_FILE or name.startswith(INDEX_FILE + "."):
         return None

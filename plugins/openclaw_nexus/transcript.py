@@ -24,7 +24,7 @@ class TranscriptError(Exception):
 
 
 class TranscriptChanged(TranscriptError):
-    """The file is not the one discovery saw (appended to, replaced, or gone)."""
+    """The file changed while it was being sent (appended to or replaced)."""
 
 
 @dataclass(frozen=True)
