@@ -16,6 +16,8 @@ to Nexus (`POST /api/sessions?code=…`, Connection `nexus_default`), moves each
 
 Params: `agents`, `settle_minutes`, `max_sessions`, `dry_run`, `include_archived` (see the trigger form).
 A backfill run takes the sessions whose transcript mtime falls in its data interval.
+With a fleet (`$SESSION_UPLOAD_FLEET`) there is one such DAG per host, `session_upload_<host>`, whose
+file tasks run on that host's Celery queue.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from airflow.sdk import (
 from airflow.sdk.exceptions import AirflowFailException
 
 from openclaw_nexus import runs
-from openclaw_nexus.config import MAX_SESSIONS_CEILING, Settings
+from openclaw_nexus.config import MAX_SESSIONS_CEILING, Settings, fleet
 from openclaw_nexus.nexus import SessionUploadOperator
 
 SETTINGS = Settings.from_env()
@@ -71,22 +73,6 @@ def archive(session: dict, receipt: dict) -> dict:
     return runs.archive(session, receipt, get_current_context()["ti"])
 
 
-@task_group
-def deliver(session: dict) -> None:
-    """Upload one session, then archive it: each archive waits only for its own upload."""
-    receipt = SessionUploadOperator(
-        task_id="upload",
-        session=session,
-        map_index_template=SESSION_LABEL,
-        connect_timeout=SETTINGS.connect_timeout_seconds,
-        read_timeout=SETTINGS.read_timeout_seconds,
-        http_attempts=SETTINGS.http_attempts,
-        backoff_initial=SETTINGS.backoff_initial_seconds,
-        backoff_max=SETTINGS.backoff_max_seconds,
-    )
-    archive(session=session, receipt=receipt.output)
-
-
 @task(trigger_rule="all_done", outlets=[UPLOADS_ALIAS])
 def job_result() -> None:
     """Reduce the run into the JobResult (its XCom), announce new uploads, and fail if anything failed."""
@@ -100,63 +86,86 @@ def job_result() -> None:
         raise AirflowFailException(f"{result['message']}, {len(result['errors'])} errors: see the JobResult")
 
 
-@dag(
-    dag_id="session_upload",
-    schedule=CronDataIntervalTimetable(SETTINGS.schedule, timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    tags=["openclaw", "nexus", "sessions"],
-    doc_md=__doc__,
-    default_args={
-        "retries": SETTINGS.task_retries,
-        "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(minutes=10),
-    },
-    params={
-        "agents": Param(
-            [],
-            type="array",
-            items={"type": "string"},
-            title="Agents",
-            description="Agent ids to scan, one per line. Empty: every folder under agents/.",
-        ),
-        "settle_minutes": Param(
-            SETTINGS.settle_minutes,
-            type="integer",
-            minimum=0,
-            title="Settle time (minutes)",
-            description="A transcript counts only when it was last modified at least this long ago.",
-        ),
-        "max_sessions": Param(
-            SETTINGS.max_sessions,
-            type="integer",
-            minimum=1,
-            maximum=MAX_SESSIONS_CEILING,
-            title="Max sessions per run",
-            description="Oldest first; the rest wait for later runs (stays below [core] max_map_length).",
-        ),
-        "dry_run": Param(
-            False,
-            type="boolean",
-            title="Dry run",
-            description="Discover and report what would be uploaded; send nothing, move nothing.",
-        ),
-        "include_archived": Param(
-            False,
-            type="boolean",
-            title="Include archived (replay)",
-            description="Also re-send transcripts already in sessions/archive/ from the run's window, "
-            "without moving them (replay into Nexus after a loss there).",
-        ),
-    },
-)
-def session_upload():
-    agents = find_agents()
-    scans = discover.expand(agent_id=agents)
-    sessions = select(scans)
-    deliver.expand(session=sessions) >> job_result()
+def build_session_upload(dag_id: str, queue: str | None = None, host: str | None = None):
+    """One session_upload DAG; with a fleet, one per host, its file tasks pinned to the host's queue."""
+    pin = {"queue": queue} if queue else {}
+
+    @task_group
+    def deliver(session: dict) -> None:
+        """Upload one session, then archive it: each archive waits only for its own upload."""
+        receipt = SessionUploadOperator(
+            task_id="upload",
+            session=session,
+            map_index_template=SESSION_LABEL,
+            connect_timeout=SETTINGS.connect_timeout_seconds,
+            read_timeout=SETTINGS.read_timeout_seconds,
+            http_attempts=SETTINGS.http_attempts,
+            backoff_initial=SETTINGS.backoff_initial_seconds,
+            backoff_max=SETTINGS.backoff_max_seconds,
+            **pin,
+        )
+        archive.override(**pin)(session=session, receipt=receipt.output)
+
+    @dag(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable(SETTINGS.schedule, timezone="UTC"),
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["openclaw", "nexus", "sessions", *([f"host:{host}"] if host else [])],
+        doc_md=__doc__,
+        default_args={
+            "retries": SETTINGS.task_retries,
+            "retry_delay": timedelta(seconds=SETTINGS.retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=10),
+        },
+        params={
+            "agents": Param(
+                [],
+                type="array",
+                items={"type": "string"},
+                title="Agents",
+                description="Agent ids to scan, one per line. Empty: every folder under agents/.",
+            ),
+            "settle_minutes": Param(
+                SETTINGS.settle_minutes,
+                type="integer",
+                minimum=0,
+                title="Settle time (minutes)",
+                description="A transcript counts only when it was last modified at least this long ago.",
+            ),
+            "max_sessions": Param(
+                SETTINGS.max_sessions,
+                type="integer",
+                minimum=1,
+                maximum=MAX_SESSIONS_CEILING,
+                title="Max sessions per run",
+                description="Oldest first; the rest wait for later runs (stays below [core] max_map_length).",
+            ),
+            "dry_run": Param(
+                False,
+                type="boolean",
+                title="Dry run",
+                description="Discover and report what would be uploaded; send nothing, move nothing.",
+            ),
+            "include_archived": Param(
+                False,
+                type="boolean",
+                title="Include archived (replay)",
+                description="Also re-send transcripts already in sessions/archive/ from the run's window, "
+                "without moving them (replay into Nexus after a loss there).",
+            ),
+        },
+    )
+    def session_upload():
+        agents = find_agents.override(**pin)()
+        scans = discover.override(**pin).expand(agent_id=agents)
+        sessions = select(scans)
+        deliver.expand(session=sessions) >> job_result()
+
+    return session_upload()
 
 
-session_upload()
+for target in fleet():
+    build_session_upload(target.dag_id, target.queue, target.host)

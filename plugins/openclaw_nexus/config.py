@@ -5,7 +5,9 @@ these at parse time, so nothing here touches the disk or the network.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,3 +52,36 @@ class Settings:
         if not 1 <= settings.max_sessions <= MAX_SESSIONS_CEILING:
             raise ValueError(f"SESSION_UPLOAD_MAX_SESSIONS must be 1..{MAX_SESSIONS_CEILING}")
         return settings
+
+
+FLEET_ENV = "SESSION_UPLOAD_FLEET"
+DAG_ID = "session_upload"
+_HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One DAG to build: the default ``session_upload``, or one per host of a fleet."""
+
+    dag_id: str
+    queue: str | None = None
+    host: str | None = None
+
+
+def fleet() -> list[Target]:
+    """The DAGs to build, from ``$SESSION_UPLOAD_FLEET`` (JSON: ``[{"host": "box-1", "queue": "q"}, ...]``).
+
+    Unset: one DAG, ``session_upload``, on the default queue. Set: one DAG ``session_upload_<host>`` per
+    host, whose file tasks run on that host's Celery queue (default ``openclaw-<host>``), where a worker
+    started with ``airflow celery worker --queues <queue>`` has the host's ``OPENCLAW_STATE_DIR``.
+    """
+    raw = os.environ.get(FLEET_ENV, "").strip()
+    if not raw:
+        return [Target(DAG_ID)]
+    targets = []
+    for entry in json.loads(raw):
+        host = entry["host"]
+        if not _HOST_RE.fullmatch(host):
+            raise ValueError(f"{FLEET_ENV}: host name {host!r} must match {_HOST_RE.pattern}")
+        targets.append(Target(f"{DAG_ID}_{host}", entry.get("queue") or f"openclaw-{host}", host))
+    return targets

@@ -107,3 +107,18 @@ def test_plugin_loader_does_not_run_package_modules_as_top_level_modules(tmp_pat
     bare = tmp_path / "plugins"
     shutil.copytree(ROOT / "plugins", bare, ignore=shutil.ignore_patterns(".airflowignore", "__pycache__"))
     assert _loaded_top_level_modules(bare) == "['archive', 'discovery', 'nexus', 'result', 'runs']"
+
+
+def test_a_fleet_builds_one_dag_per_host_with_file_tasks_on_its_queue(monkeypatch):
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("SESSION_UPLOAD_FLEET", '[{"host": "box-1"}, {"host": "box-2", "queue": "q2"}]')
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["session_upload_box-1", "session_upload_box-2"]
+    file_tasks = {"find_agents", "discover", "deliver.upload", "deliver.archive"}
+    for dag_id, queue in [("session_upload_box-1", "openclaw-box-1"), ("session_upload_box-2", "q2")]:
+        dag = bag.dags[dag_id]
+        queues = {task.task_id: task.queue for task in dag.tasks}
+        assert {queues[t] for t in file_tasks} == {queue}, queues
+        assert queues["job_result"] != queue

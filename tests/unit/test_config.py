@@ -1,0 +1,60 @@
+"""openclaw_nexus.config: deployment defaults from the environment, and the fleet's DAG targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from openclaw_nexus.config import Settings, Target, fleet, state_dir
+
+
+def test_defaults_without_environment(monkeypatch):
+    monkeypatch.delenv("SESSION_UPLOAD_MAX_SESSIONS", raising=False)
+    settings = Settings.from_env()
+    assert settings == Settings()
+    assert settings.schedule == "0 * * * *" and settings.max_sessions == 500 and settings.settle_minutes == 5
+
+
+def test_every_setting_is_overridable(monkeypatch):
+    monkeypatch.setenv("SESSION_UPLOAD_MAX_SESSIONS", "40")
+    monkeypatch.setenv("SESSION_UPLOAD_READ_TIMEOUT_SECONDS", "2.5")
+    monkeypatch.setenv("SESSION_UPLOAD_SCHEDULE", "*/10 * * * *")
+    settings = Settings.from_env()
+    assert (settings.max_sessions, settings.read_timeout_seconds, settings.schedule) == (
+        40,
+        2.5,
+        "*/10 * * * *",
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "1001"])
+def test_max_sessions_stays_below_max_map_length(monkeypatch, value):
+    monkeypatch.setenv("SESSION_UPLOAD_MAX_SESSIONS", value)
+    with pytest.raises(ValueError, match=r"SESSION_UPLOAD_MAX_SESSIONS must be 1\.\.1000"):
+        Settings.from_env()
+
+
+def test_state_dir_from_environment_or_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("OPENCLAW_STATE_DIR", str(tmp_path))
+    assert state_dir() == tmp_path
+    monkeypatch.delenv("OPENCLAW_STATE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert state_dir() == tmp_path / "home" / ".openclaw"
+
+
+def test_no_fleet_is_one_dag_on_the_default_queue(monkeypatch):
+    monkeypatch.delenv("SESSION_UPLOAD_FLEET", raising=False)
+    assert fleet() == [Target("session_upload")]
+
+
+def test_a_fleet_is_one_dag_per_host_pinned_to_its_queue(monkeypatch):
+    monkeypatch.setenv("SESSION_UPLOAD_FLEET", '[{"host": "box-1"}, {"host": "gpu.2", "queue": "gpu-q"}]')
+    assert fleet() == [
+        Target("session_upload_box-1", "openclaw-box-1", "box-1"),
+        Target("session_upload_gpu.2", "gpu-q", "gpu.2"),
+    ]
+
+
+def test_a_fleet_host_name_must_be_plain(monkeypatch):
+    monkeypatch.setenv("SESSION_UPLOAD_FLEET", '[{"host": "../etc"}]')
+    with pytest.raises(ValueError, match=r"host name '\.\./etc'"):
+        fleet()
