@@ -3,7 +3,11 @@
 It serves ``POST /api/sessions?code=<apiKey>`` the way Nexus does, records every request it handles
 (one JSON line each in ``<record_dir>/requests.jsonl``, raw bodies in ``<record_dir>/bodies/<n>.body``)
 so tests can assert on exactly what arrived, and fails on demand (an HTTP status, a connection reset,
-a hang, a delay) through ``/_control/faults`` or :meth:`NexusStandin.set_faults`.
+a hang, a delay) through ``/_control/faults`` or :meth:`NexusStandin.set_faults`. Each record carries
+``receivedAt`` (epoch seconds when the request's headers arrived), so tests can measure retry gaps.
+In-process users may also pass ``on_request``: a callback run for every upload request once its body
+has been read (or cut short by a reset), before the answer goes out; tests use it to change the disk
+at a known point of a run.
 
 Stdlib only. It binds to loopback only, because the ``/_control/*`` endpoints take no key. The API key
 is never written anywhere: not in responses, logs or records (the ``code`` parameter is recorded as
@@ -28,7 +32,9 @@ import struct
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+import time
+import traceback
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
@@ -224,20 +230,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     # -- request bodies --------------------------------------------------------------------------
 
-    def _body_pieces(self) -> Iterator[bytes]:
-        """The request body, de-chunked if need be, in pieces of at most CHUNK_BYTES."""
+    def _body_pieces(self, piece_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+        """The request body, de-chunked if need be, in pieces of at most ``piece_bytes``."""
         encoding = self.headers.get("Transfer-Encoding")
         if encoding is not None:
             if encoding.strip().lower() != "chunked":
                 raise BadBody("unsupported Transfer-Encoding")
-            yield from self._chunked_pieces()
+            yield from self._chunked_pieces(piece_bytes)
             return
         length = (self.headers.get("Content-Length") or "0").strip()
         if not (length.isascii() and length.isdigit()):
             raise BadBody("bad Content-Length")
-        yield from self._exactly(int(length))
+        yield from self._exactly(int(length), piece_bytes)
 
-    def _chunked_pieces(self) -> Iterator[bytes]:
+    def _chunked_pieces(self, piece_bytes: int) -> Iterator[bytes]:
         while True:
             line = self.rfile.readline(MAX_LINE + 1)
             if not line.endswith(b"\n"):
@@ -253,14 +259,14 @@ class _Handler(BaseHTTPRequestHandler):
                         raise BadBody("bad chunked trailer")
                     if line in (b"\r\n", b"\n"):
                         return
-            yield from self._exactly(size)
+            yield from self._exactly(size, piece_bytes)
             if self.rfile.readline(3) not in (b"\r\n", b"\n"):
                 raise BadBody("chunk not followed by CRLF")
 
-    def _exactly(self, size: int) -> Iterator[bytes]:
+    def _exactly(self, size: int, piece_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
         remaining = size
         while remaining:
-            piece = self.rfile.read(min(remaining, CHUNK_BYTES))
+            piece = self.rfile.read(min(remaining, piece_bytes))
             if not piece:
                 raise BadBody("body ended early")
             remaining -= len(piece)
@@ -337,14 +343,16 @@ class _Handler(BaseHTTPRequestHandler):
         codes = [value for name, value in query if name == "code"]
         if len(codes) != 1 or not hmac.compare_digest(codes[0].encode(), standin.api_key.encode()):
             self._drain()
-            self._reply(401, {"error": "invalid api key"})
             self._log(401)
+            self._reply(401, {"error": "invalid api key"})
             return
 
+        received_at = time.time()
         n = standin._next_n()
         header_session = self.headers.get("X-Session-Id")
         record: dict[str, Any] = {
             "n": n,
+            "receivedAt": received_at,
             "status": None,
             "agentId": self.headers.get("X-Agent-Id"),
             "sessionId": header_session,
@@ -369,7 +377,9 @@ class _Handler(BaseHTTPRequestHandler):
         sink = _BodySink(body_path, standin.max_parse_bytes)
         error = None
         try:
-            for piece in self._body_pieces():
+            # A reset reads in small pieces, so it cuts the body after RESET_AFTER_BYTES, not after 1 MiB.
+            resetting = action is not None and "reset" in action
+            for piece in self._body_pieces(RESET_AFTER_BYTES if resetting else CHUNK_BYTES):
                 sink.add(piece)
                 if action is not None and "reset" in action and sink.size >= RESET_AFTER_BYTES:
                     break
@@ -394,6 +404,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         if action is not None:
             record["fault"] = fault_name(action)
+        standin._call_hook(record)
         if action is not None and "reset" in action:
             standin._record(record)
             ids = f"{record['agentId']}/{record['sessionId']}"
@@ -420,12 +431,13 @@ class _Handler(BaseHTTPRequestHandler):
                 record["duplicate"] = True
         record["status"] = status
         standin._record(record)  # before any hang, so the record is there when the client times out
+        # Logged before answering: once a client has its answer, the line is already written.
+        fault = f" [fault {record['fault']}]" if record["fault"] else ""
+        self._log(status, f" ({record['agentId']}/{record['sessionId']}, {sink.size} bytes){fault}")
 
         if action is not None and "hang" in action:
             standin._pause(action["hang"])
         self._reply(status, reply, headers)
-        fault = f" [fault {record['fault']}]" if record["fault"] else ""
-        self._log(status, f" ({record['agentId']}/{record['sessionId']}, {sink.size} bytes){fault}")
 
 
 def _is_json(data: bytes) -> bool:
@@ -440,7 +452,10 @@ class NexusStandin:
     """The stand-in server: ``with NexusStandin(api_key=..., record_dir=...) as server: server.url``.
 
     ``store_bodies=False`` keeps only each body's sha256 and length (for very large bodies);
-    bodies above ``max_parse_bytes`` are recorded but not validated as JSON.
+    bodies above ``max_parse_bytes`` are recorded but not validated as JSON. ``on_request(record)`` is
+    called for every upload request with a valid key after its body was read and its fault chosen,
+    before it is answered (``record["status"]`` is still None); an exception it raises is written to
+    stderr and kept in ``hook_errors``, and the request is answered as if there were no hook.
     """
 
     def __init__(
@@ -451,6 +466,7 @@ class NexusStandin:
         record_dir: str | os.PathLike[str] | None = None,
         store_bodies: bool = True,
         max_parse_bytes: int = DEFAULT_MAX_PARSE_BYTES,
+        on_request: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         if not api_key:
             raise ValueError("api_key is required")
@@ -467,6 +483,8 @@ class NexusStandin:
         self.record_dir = Path(record_dir if record_dir is not None else tempfile.mkdtemp(prefix="nexus-"))
         self.store_bodies = store_bodies
         self.max_parse_bytes = max_parse_bytes
+        self.on_request = on_request
+        self.hook_errors: list[str] = []
         self._wanted_port = port
         self._port: int | None = None
         self._lock = threading.Lock()
@@ -607,6 +625,18 @@ class NexusStandin:
                     return self._idempotency[idempotency_key]
                 self._idempotency[idempotency_key] = n
         return None
+
+    def _call_hook(self, record: dict[str, Any]) -> None:
+        hook = self.on_request
+        if hook is None:
+            return
+        try:
+            hook(copy.deepcopy(record))
+        except Exception:
+            text = traceback.format_exc()
+            with self._lock:
+                self.hook_errors.append(text)
+            sys.stderr.write(f"nexus stand-in: on_request hook failed:\n{text}")
 
     def _record(self, record: dict[str, Any]) -> None:
         line = json.dumps(record) + "\n"

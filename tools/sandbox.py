@@ -68,6 +68,8 @@ class AirflowSandbox:
     extra_env: dict[str, str] = field(default_factory=dict)
     api_key: str = API_KEY
     fast_retries: bool = True
+    # Put before the airflow command, e.g. ["setpriv", "--reuid=65534", ...] to run it as another user.
+    command_prefix: list[str] = field(default_factory=list)
 
     def env(self) -> dict[str, str]:
         host, port = self.nexus_url.removeprefix("http://").split(":")
@@ -95,16 +97,24 @@ class AirflowSandbox:
         env.update(self.extra_env)
         return env
 
-    def run_dag(self, conf: dict | None = None, timeout: float = 600) -> DagRunOutcome:
-        command = [str(BIN / "airflow"), "dags", "test", "session_upload"]
+    def command(self, conf: dict | None = None) -> list[str]:
+        """The ``airflow dags test`` command line (run it with ``env()`` and ``cwd=home``)."""
+        command = [*self.command_prefix, str(BIN / "airflow"), "dags", "test", "session_upload"]
         if conf is not None:
             command += ["--conf", json.dumps(conf)]
+        return command
+
+    def run_dag(self, conf: dict | None = None, timeout: float = 600) -> DagRunOutcome:
         done = subprocess.run(
-            command, env=self.env(), capture_output=True, text=True, timeout=timeout, cwd=self.home
+            self.command(conf), env=self.env(), capture_output=True, text=True, timeout=timeout, cwd=self.home
         )
         output = done.stdout + done.stderr
         (self.home / f"dags-test-{self.run_count()}.log").write_text(output)
         return self._outcome(done.returncode, output)
+
+    def outcome(self, returncode: int, output: str) -> DagRunOutcome:
+        """What the latest dag run did, for a run started some other way than ``run_dag``."""
+        return self._outcome(returncode, output)
 
     def run_count(self) -> int:
         with self.db() as db:

@@ -81,6 +81,8 @@ def archive_transcript(
             f"{source} changed after its upload ({info.st_size} bytes now, {size} uploaded): left in place"
         )
 
+    if archive.is_symlink():  # it may point anywhere, outside the state dir too
+        raise ArchiveError(f"{archive} is a symlink: not followed, {file_name} left in place")
     try:
         archive.mkdir(exist_ok=True)
     except OSError as exc:

@@ -8,6 +8,7 @@ an exception text, a rendered field or an XCom.
 
 from __future__ import annotations
 
+import resource
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,7 @@ class SessionUploadOperator(HttpOperator):
         if (before.size, before.mtime_ns) != (session["size"], session["mtimeNs"]):
             raise TranscriptError(f"{session['file']} changed since discovery; left for a later run")
 
+        peak_before = _peak_rss_mib()
         body = TranscriptBody(path, session["agentId"], session["sessionId"])
         self.log.info("Uploading %s: %s, %d bytes, sha256 %s", label, session["file"], body.size, body.sha256)
         self.data = body
@@ -163,12 +165,22 @@ class SessionUploadOperator(HttpOperator):
             before_sleep=self._log_retry,
         )
         self.response_filter = _the_response
-        response: requests.Response = super().execute(context)
+        try:
+            response: requests.Response = super().execute(context)
+        except (requests.ConnectionError, requests.Timeout) as exc:  # already scrubbed by the hook
+            raise AirflowException(
+                f"Nexus did not answer {label} after {self.http_attempts} attempts: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
 
         if snapshot(path) != before:
+            held = (
+                f"Nexus holds the earlier {body.size} bytes (sha256 {body.sha256[:12]}…), "
+                if response.ok
+                else ""
+            )
             raise TranscriptError(
-                f"{session['file']} changed while it was uploaded; Nexus holds the earlier "
-                f"{body.size} bytes (sha256 {body.sha256[:12]}…), the file is left in place"
+                f"{session['file']} changed while it was uploaded; {held}the file is left in place"
             )
         if not response.ok:
             detail = f"Nexus answered HTTP {response.status_code} for {label}: {excerpt(response.text)}"
@@ -176,6 +188,14 @@ class SessionUploadOperator(HttpOperator):
                 raise AirflowException(detail + f" (after {self.http_attempts} attempts)")
             raise AirflowFailException(detail + " (permanent: not retried)")
         self.log.info("Nexus accepted %s: HTTP %d", label, response.status_code)
+        # The body is streamed: the process's high-water mark should not grow with the transcript.
+        self.log.info(
+            "Peak RSS after uploading %s (%d bytes): %d MiB (%d MiB before it)",
+            label,
+            body.size,
+            _peak_rss_mib(),
+            peak_before,
+        )
         return {
             "agentId": session["agentId"],
             "sessionId": session["sessionId"],
@@ -212,6 +232,11 @@ class SessionUploadOperator(HttpOperator):
             what,
             wait,
         )
+
+
+def _peak_rss_mib() -> int:
+    """This process's peak resident set size so far, in MiB (Linux reports ``ru_maxrss`` in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _the_response(response: requests.Response) -> requests.Response:

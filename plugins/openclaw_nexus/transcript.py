@@ -98,10 +98,16 @@ class TranscriptBody:
     def __iter__(self) -> Iterator[bytes]:
         yield self._head
         sent = 0
+        length = len(self._head) + len(self._tail)
         digest = hashlib.sha256()
         for raw, escaped in self._chunks():
             digest.update(raw)
             sent += len(raw)
+            length += len(escaped)
+            if length > self._length:
+                # The file grew: stop before sending more than Content-Length, which the server would
+                # read as the start of another request.
+                raise TranscriptChanged(f"{self.path.name} changed while it was being sent")
             if escaped:
                 yield escaped
         if (sent, digest.hexdigest()) != (self.size, self.sha256):

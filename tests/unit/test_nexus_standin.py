@@ -59,6 +59,7 @@ def test_accepted_upload_is_recorded_byte_for_byte(server):
     [record] = server.requests()
     assert record == {
         "n": 1,
+        "receivedAt": pytest.approx(time.time(), abs=60),
         "status": 201,
         "agentId": "main",
         "sessionId": "s-1",
