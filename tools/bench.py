@@ -227,6 +227,135 @@ def bench_memory(sizes_mb: list[int]) -> None:
     )
 
 
+# --- 1. End to end: the DAG vs Airflow's floor vs the plain loop ---------------------------------
+
+
+def _bench_state(root: Path, sessions: int, agents: int, prefix: str) -> None:
+    """``sessions`` completed transcripts (a few KB each) spread over ``agents`` agents, an hour old."""
+    from tools.make_sample_state import transcript_lines
+
+    old = time.time() - 3600
+    rng = __import__("random").Random(5)
+    for a in range(agents):
+        folder = root / "agents" / f"agent-{a:02d}" / "sessions"
+        folder.mkdir(parents=True)
+        (folder / "sessions.json").write_text("{}")
+        for n in range(sessions // agents):
+            sid = f"{prefix}-{a:02d}-{n:05d}"
+            path = folder / f"{sid}.jsonl"
+            path.write_text(transcript_lines(sid, rng, turns=4), encoding="utf-8")
+            os.utime(path, (old + n, old + n))
+
+
+def _plain_loop(state: Path, nexus_url: str, api_key: str) -> int:
+    """The seed's design: one sequential process, the same discovery, upload body and archive move."""
+    import requests
+
+    from openclaw_nexus.archive import archive_transcript
+    from openclaw_nexus.discovery import Window, list_agents, scan_agent, sessions_dir_of
+    from openclaw_nexus.transcript import TranscriptBody, idempotency_key
+
+    window = Window(now=time.time(), settle_seconds=0)
+    done = 0
+    with requests.Session() as http:
+        for agent in list_agents(state)[0]:
+            for s in scan_agent(state, agent, window).sessions:
+                folder = sessions_dir_of(state, agent)
+                body = TranscriptBody(folder / s["file"], agent, s["sessionId"])
+                response = http.post(
+                    f"{nexus_url}/api/sessions",
+                    params={"code": api_key},
+                    data=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Idempotency-Key": idempotency_key(s["sessionId"], body.sha256),
+                    },
+                    timeout=(10, 300),
+                )
+                response.raise_for_status()
+                archive_transcript(
+                    folder,
+                    s["file"],
+                    s["sessionId"],
+                    size=s["size"],
+                    mtime_ns=s["mtimeNs"],
+                    sha256=body.sha256,
+                )
+                done += 1
+    return done
+
+
+def _timed_run(stack, dag_id: str, conf: dict, timeout: float) -> tuple[float, str]:
+    start = time.perf_counter()
+    run_id = stack.trigger(conf, dag_id=dag_id)
+    run = stack.wait_for_run(run_id, dag_id=dag_id, timeout=timeout)
+    return time.perf_counter() - start, run["state"]
+
+
+def bench_e2e(sessions: int, agents: int) -> None:
+    from tools.airflow_stack import AirflowStack
+    from tools.nexus_standin import NexusStandin
+
+    work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    dags = work / "dags"
+    dags.mkdir()
+    (dags / DAG_FILE.name).symlink_to(DAG_FILE)
+    (dags / "session_upload_floor.py").symlink_to(ROOT / "tools" / "bench_dags" / "session_upload_floor.py")
+    api_key = "bench-" + os.urandom(8).hex()
+    rows = []
+    with NexusStandin(api_key=api_key, record_dir=work / "nexus", store_bodies=False) as nexus:
+        loop_state = work / "loop-state"
+        _bench_state(loop_state, sessions, agents, "loop")
+        start = time.perf_counter()
+        uploaded = _plain_loop(loop_state, nexus.url, api_key)
+        loop_s = time.perf_counter() - start
+
+        dag_state = work / "dag-state"
+        _bench_state(dag_state, sessions, agents, "dag")
+        env = {
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            # Yearly from 2026-01-01: unpausing creates no scheduled run to compete with the measured ones.
+            "SESSION_UPLOAD_SCHEDULE": "0 0 1 1 *",
+            "OPENCLAW_STATE_DIR": str(dag_state),
+            "AIRFLOW_CONN_NEXUS_DEFAULT": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": nexus.port,
+                    "schema": "http",
+                    "password": api_key,
+                }
+            ),
+        }
+        with AirflowStack(work / "airflow", env=env) as stack:
+            stack.wait_for(
+                "the floor DAG to be parsed",
+                lambda: stack.api("GET", "/api/v2/dags/session_upload_floor", check=False).ok,
+            )
+            for dag_id in ("session_upload_floor", "session_upload"):
+                stack.set_paused(False, dag_id=dag_id)
+            timeout = 60 + sessions * 10
+            floor_s, floor_state = _timed_run(
+                stack, "session_upload_floor", {"agents": agents, "sessions": sessions}, timeout
+            )
+            dag_s, dag_state_name = _timed_run(
+                stack, "session_upload", {"max_sessions": min(sessions, 1000), "settle_minutes": 0}, timeout
+            )
+        archived = sum(1 for _ in dag_state.glob("agents/*/sessions/archive/*.jsonl"))
+    per_min = lambda seconds: f"{sessions / seconds * 60:,.0f}"  # noqa: E731
+    rows.append(["plain loop (one process)", f"{loop_s:.1f}", per_min(loop_s), f"{uploaded} uploaded"])
+    rows.append(["Airflow floor (no-op DAG, same shape)", f"{floor_s:.1f}", per_min(floor_s), floor_state])
+    rows.append(
+        ["session_upload DAG", f"{dag_s:.1f}", per_min(dag_s), f"{dag_state_name}, {archived} archived"]
+    )
+    table(
+        f"End to end: {sessions} sessions across {agents} agents, embedded SQLite + LocalExecutor",
+        ["variant", "wall seconds", "sessions/min", "outcome"],
+        rows,
+    )
+    print(f"\nDAG/floor = {dag_s / floor_s:.2f} (target ≤ 1.15); DAG/loop = {dag_s / loop_s:.1f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="session_upload benchmarks")
     parser.add_argument("what", choices=["import", "discovery", "memory", "e2e", "all"])
@@ -243,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
         bench_discovery(args.files)
     if args.what in ("memory", "all"):
         bench_memory([int(s) for s in args.sizes.split(",")])
+    if args.what in ("e2e", "all"):
+        bench_e2e(args.sessions, args.agents)
     return 0
 
 

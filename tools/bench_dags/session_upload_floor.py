@@ -1,0 +1,68 @@
+"""Airflow's floor for the benchmark: the session_upload DAG's mapped shape with tasks that do nothing.
+
+Same tasks, same mapping (agents → sessions → [upload → archive] task group → all_done reducer), same
+number of task instances; every task only passes small dicts along. Loaded only by `tools/bench.py e2e`.
+"""
+
+from __future__ import annotations
+
+import pendulum
+from airflow.sdk import Param, dag, task, task_group
+
+
+@task
+def find_agents(params: dict) -> list[str]:
+    """The agent names, as find_agents would list them."""
+    return [f"agent-{n:02d}" for n in range(params["agents"])]
+
+
+@task(map_index_template="{{ task.op_kwargs['agent_id'] }}")
+def discover(agent_id: str, params: dict) -> dict:
+    """This agent's share of the sessions, as discover would return them."""
+    per_agent = params["sessions"] // params["agents"]
+    return {"agentId": agent_id, "sessions": [{"agentId": agent_id, "n": n} for n in range(per_agent)]}
+
+
+@task
+def select(scans: list[dict]) -> list[dict]:
+    """Flatten, as select does."""
+    return [s for scan in scans for s in scan["sessions"]]
+
+
+@task(map_index_template="{{ task.op_kwargs['session']['agentId'] }}/{{ task.op_kwargs['session']['n'] }}")
+def upload(session: dict) -> dict:
+    """Nothing: the floor."""
+    return session
+
+
+@task
+def archive(session: dict, receipt: dict) -> dict:
+    """Nothing: the floor."""
+    return receipt
+
+
+@task_group
+def deliver(session: dict) -> None:
+    """The same [upload → archive] mapped task group."""
+    archive(session=session, receipt=upload(session=session))
+
+
+@task(trigger_rule="all_done")
+def job_result() -> None:
+    """Nothing: the floor."""
+
+
+@dag(
+    dag_id="session_upload_floor",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    tags=["benchmark"],
+    params={"agents": Param(10, type="integer"), "sessions": Param(1000, type="integer")},
+)
+def session_upload_floor():
+    """A no-op DAG of session_upload's shape: what Airflow itself costs per run."""
+    deliver.expand(session=select(discover.expand(agent_id=find_agents()))) >> job_result()
+
+
+session_upload_floor()
