@@ -1,5 +1,6 @@
-"""Run a real Airflow (api-server, scheduler, dag-processor, optionally triggerer) on loopback, for tests
-and for trying the DAG under a scheduler and the UI.
+"""Run a real Airflow (api-server, scheduler, dag-processor; a triggerer with
+``components={**COMPONENTS, **TRIGGERER}``) on loopback, for tests and for trying the DAG under a
+scheduler and the UI.
 
     python tools/airflow_stack.py [--home DIR] [--state-dir DIR] [--port 0]   # Ctrl-C stops it
 
@@ -17,6 +18,7 @@ Logs stay under ``<home>/stack-logs/<component>.log`` (the processes' output) an
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -50,8 +52,8 @@ EMBEDDED_SQLITE: dict[str, str] = {
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": "sqlite:///{AIRFLOW_HOME}/airflow.db?timeout=60",
     "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
     # Few concurrent tasks: each one talks to the api-server, which writes to the one SQLite file. 8 keeps
-    # 2 cores busy; more only adds lock waits (Airflow's defaults, 32 and 16, ended in "database is
-    # locked" at 100 mapped sessions).
+    # 2 cores busy (4 left them waiting on scheduler round trips, 16 was no faster); Airflow's 32 and 16,
+    # with the 5 s lock timeout, ended in "database is locked" and a dead scheduler at 200 sessions.
     "AIRFLOW__CORE__PARALLELISM": "8",
     "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "8",
     # LocalExecutor workers come from a forkserver that has already imported the task runner and the
@@ -86,26 +88,38 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _descendants(pids: Iterable[int]) -> set[int]:
-    """Every live process below the given ones (from /proc), so none is left behind on stop."""
-    children: dict[int, list[int]] = {}
+def _stat(pid: int | str) -> tuple[int, int] | None:
+    """(parent pid, start time in clock ticks) of a live process, from /proc; None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return int(fields[1]), int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _descendants(pids: Iterable[int]) -> dict[int, int]:
+    """Every live process below the given ones, pid -> start time (so a pid reused later by some other
+    process is never mistaken for one of these)."""
+    children: dict[int, list[tuple[int, int]]] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as handle:
-                ppid = int(handle.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-        children.setdefault(ppid, []).append(int(entry))
-    found: set[int] = set()
+        if entry.isdigit() and (info := _stat(entry)) is not None:
+            children.setdefault(info[0], []).append((int(entry), info[1]))
+    found: dict[int, int] = {}
     todo = list(pids)
     while todo:
-        for child in children.get(todo.pop(), []):
+        for child, started in children.get(todo.pop(), []):
             if child not in found:
-                found.add(child)
+                found[child] = started
                 todo.append(child)
     return found
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: get SIGTERM when the harness process dies, even by SIGKILL, so a killed
+    test run never leaves Airflow running (Linux prctl PR_SET_PDEATHSIG)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)
 
 
 class StackError(RuntimeError):
@@ -160,6 +174,9 @@ class AirflowStack:
             AIRFLOW__LOGGING__BASE_LOG_FOLDER=str(self.home / "logs"),
             PYTHONUNBUFFERED="1",
         )
+        # The api-server and the stand-in are on loopback: a proxy from the environment must not catch them.
+        for name in ("NO_PROXY", "no_proxy"):
+            env[name] = ",".join(filter(None, [env.get(name), "127.0.0.1,localhost"]))
         env.update(self.env)
         return env
 
@@ -187,7 +204,7 @@ class AirflowStack:
         if not self.port:
             self.port = free_port()
         (self.home / "passwords.json").write_text(json.dumps({self.username: self.password}) + "\n")
-        os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+        self._http.trust_env = False  # loopback: never through a proxy from the environment
         started = time.monotonic()
         self.airflow("db", "migrate", timeout=timeout)
         if self.prepare_db is not None:
@@ -212,6 +229,7 @@ class AirflowStack:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop() signals the whole group
+                preexec_fn=_die_with_parent,
             )
         finally:
             log.close()
@@ -261,9 +279,15 @@ class AirflowStack:
         for process in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(max(0.1, deadline - time.monotonic()))
-        for pid in spawned | {p.pid for p in procs if p.poll() is None}:
-            with contextlib.suppress(ProcessLookupError, PermissionError):
-                os.kill(pid, signal.SIGKILL)
+        for process in procs:
+            if process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(process.pid, signal.SIGKILL)
+        for pid, started in spawned.items():
+            info = _stat(pid)
+            if info is not None and info[1] == started:  # still that very process
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
         for process in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(10)
@@ -370,9 +394,11 @@ class AirflowStack:
             if not page["task_instances"] or len(items) >= page["total_entries"]:
                 return items
 
-    def xcom(self, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1) -> Any:
+    def xcom(
+        self, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1, dag_id: str = DAG_ID
+    ) -> Any:
         path = (
-            f"/api/v2/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
             f"?map_index={map_index}&deserialize=true"
         )
         value = self.api("GET", path).json()["value"]
@@ -409,9 +435,15 @@ def main(argv: list[str] | None = None) -> int:
         env["AIRFLOW_CONN_NEXUS_DEFAULT"] = os.environ["AIRFLOW_CONN_NEXUS_DEFAULT"]
     stack = AirflowStack(args.home.resolve(), env=env, port=args.port)
     stack.password = secrets.token_urlsafe(12)
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, interrupt)
     with stack:
         print(f"Airflow UI: {stack.url}  (user {stack.username}, password {stack.password})", flush=True)
-        print(f"Logs: {stack.log_dir}", flush=True)
+        print(f"Logs: {stack.log_dir}; Ctrl-C stops everything", flush=True)
         try:
             while True:
                 stack.check_alive()
