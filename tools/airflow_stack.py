@@ -37,7 +37,7 @@ import requests
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.sandbox import BIN, base_env
+from tools.sandbox import BIN, base_env, find_secret
 
 DAG_ID = "session_upload"
 USERNAME = "admin"
@@ -409,15 +409,7 @@ class AirflowStack:
     def leaks(self, secret: str, *outputs: str) -> list[str]:
         """Every place the secret shows up: the given outputs and any file under the home (component
         and task logs, the SQLite DB and its WAL)."""
-        found = [f"output #{n}" for n, text in enumerate(outputs) if secret in text]
-        needle = secret.encode()
-        for path in self.home.rglob("*"):
-            try:
-                if path.is_file() and needle in path.read_bytes():
-                    found.append(str(path.relative_to(self.home)))
-            except OSError:
-                continue
-        return found
+        return find_secret(secret, self.home, outputs)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -226,16 +226,6 @@ class CeleryStack(AirflowStack):
         finally:
             delete_keys(self.key_prefix, self.redis_db)
 
-    def xcom(
-        self, run_id: str, task_id: str, key: str = "return_value", map_index: int = -1, dag_id: str = DAG_ID
-    ) -> object:
-        path = (
-            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}"
-            f"?map_index={map_index}&deserialize=true"
-        )
-        value = self.api("GET", path).json()["value"]
-        return json.loads(value) if isinstance(value, str) else value
-
     def dump_database(self) -> Path:
         """``pg_dump`` of the metadata DB into the home, so ``leaks()`` searches it too."""
         target = self.home / "metadata-db.sql"

@@ -152,12 +152,20 @@ class AirflowSandbox:
 
     def leaks(self, secret: str, *outputs: str) -> list[str]:
         """Every place the secret shows up: outputs, any file under AIRFLOW_HOME (logs, the metadata DB)."""
-        found = [f"output #{n}" for n, text in enumerate(outputs) if secret in text]
-        needle = secret.encode()
-        for path in self.home.rglob("*"):
+        return find_secret(secret, self.home, outputs)
+
+
+def find_secret(secret: str, home: Path, outputs: tuple[str, ...] = ()) -> list[str]:
+    """The outputs (by index) and the files under ``home`` (relative paths) that contain ``secret``."""
+    found = [f"output #{n}" for n, text in enumerate(outputs) if secret in text]
+    needle = secret.encode()
+    for path in home.rglob("*"):
+        try:
             if path.is_file() and needle in path.read_bytes():
-                found.append(str(path.relative_to(self.home)))
-        return found
+                found.append(str(path.relative_to(home)))
+        except OSError:  # a log file rotated away while we looked
+            continue
+    return found
 
 
 def new_sandbox(
