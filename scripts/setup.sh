@@ -7,4 +7,6 @@ if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install --quiet --user uv 2>/dev/null || python3 -m pip install --quiet uv
   export PATH="$HOME/.local/bin:$PATH"
 fi
-uv sync --frozen --quiet
+# Compile bytecode now: Airflow starts every task in a fresh process (forkserver runs with -B), which
+# would otherwise compile the same provider modules from source on every task.
+uv sync --frozen --quiet --compile-bytecode
