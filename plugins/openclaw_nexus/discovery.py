@@ -1,8 +1,14 @@
-"""Find completed OpenClaw sessions on disk. Airflow-free.
+"""Find completed OpenClaw sessions on disk, per agent and era. Airflow-free.
 
-A transcript is *completed* when its session id and its file are not in the agent's active set
-(``sessions/sessions.json``), it is older than the settle time, no fresh ``.lock`` guards it, and its
-modification time falls in the run's window. Anything doubtful is left alone and reported.
+JSONL era (no database): a transcript is *completed* when its session id and its file are not in the
+agent's active set (``sessions/sessions.json``), it is older than the settle time, no fresh ``.lock``
+guards it, and its modification time falls in the run's window.
+
+SQLite era (``agent/openclaw-agent.sqlite``, native or migrated): the database says which sessions are
+live (``sqlite_store``); every other window is completed once quiet for the settle time, unless a copy in
+``sessions/archive/`` carries its last-change time (then it was uploaded as it is now). OpenClaw's
+leftover ``.reset.``/``.deleted.`` files in ``sessions/`` are classified as in the JSONL era, against the
+database's live set; ``sessions.json`` is not needed. Anything doubtful is left alone and reported.
 """
 
 from __future__ import annotations
@@ -12,17 +18,17 @@ import os
 import re
 import stat
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
+from openclaw_nexus import sqlite_store
 from openclaw_nexus.names import INDEX_FILE, SESSION_ID_RE, is_valid_session_id, parse_transcript_name
 
 AGENTS_DIR = "agents"
 SESSIONS_DIR = "sessions"
 ARCHIVE_DIR = "archive"
-SQLITE_STORE = Path("agent") / "openclaw-agent.sqlite"
 # OpenClaw treats a transcript lock older than this as stale (its own rule).
 LOCK_STALE_SECONDS = 30 * 60
 _HEADER_READ_LIMIT = 64 * 1024
@@ -69,9 +75,12 @@ class AgentScan:
     """What discovery found for one agent; ``to_dict`` is what travels through XCom."""
 
     agent_id: str
+    era: str = "jsonl"  # "jsonl" (sessions.json and files) or "sqlite" (OpenClaw 2026.8+ database)
     sessions: list[dict] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     skipped: Counter = field(default_factory=Counter)
+    live: int | None = None  # sessions OpenClaw still uses (SQLite era)
+    schema: int | None = None  # the database's agent schema (SQLite era)
 
     def error(self, reason: str, *, file: str | None = None, session_id: str | None = None) -> None:
         self.errors.append(
@@ -87,6 +96,9 @@ class AgentScan:
     def to_dict(self) -> dict:
         return {
             "agentId": self.agent_id,
+            "era": self.era,
+            "schema": self.schema,
+            "liveSessions": self.live,
             "sessions": self.sessions,
             "errors": self.errors,
             "skipped": dict(sorted(self.skipped.items())),
@@ -213,18 +225,47 @@ def list_agents(state_dir: Path, requested: Iterable[str] | None = None) -> tupl
 
 
 def scan_agent(
-    state_dir: Path, agent_id: str, window: Window, *, include_archived: bool = False
+    state_dir: Path,
+    agent_id: str,
+    window: Window,
+    *,
+    include_archived: bool = False,
+    busy_timeout: float = sqlite_store.DEFAULT_BUSY_TIMEOUT_SECONDS,
 ) -> AgentScan:
-    """Classify every file of one agent and return its completed sessions, oldest first."""
+    """Classify every session of one agent and return its completed sessions, oldest first.
+
+    The agent's era is decided from what is on disk: with ``agent/openclaw-agent.sqlite`` the database is
+    the authority (OpenClaw 2026.8+, native or migrated); otherwise ``sessions/`` and its index are.
+    """
+    agent_dir = agents_root(state_dir) / agent_id
+    database = sqlite_store.database_of(agent_dir)
+    if database.exists() or database.is_symlink():
+        return _scan_sqlite_agent(state_dir, agent_id, window, include_archived, busy_timeout)
     scan = AgentScan(agent_id)
     sessions_dir = sessions_dir_of(state_dir, agent_id)
     if not sessions_dir.is_dir():
-        _note_sqlite_store(scan, state_dir, found_transcripts=False)
         return scan
     if not _within(sessions_dir, state_dir):
         scan.error(f"{sessions_dir} resolves outside the state dir: not followed")
         return scan
+    _scan_files(scan, sessions_dir, window, include_archived, lambda: read_active_set(sessions_dir))
+    return scan
 
+
+def _scan_files(
+    scan: AgentScan,
+    sessions_dir: Path,
+    window: Window,
+    include_archived: bool,
+    active_set: Callable[[], ActiveSet],
+    *,
+    leftovers_only: bool = False,
+) -> None:
+    """Classify the transcript files of ``sessions/`` against the active set ``active_set`` returns.
+
+    ``leftovers_only``: beside a database only OpenClaw's ``.reset.``/``.deleted.`` exports are sessions
+    of their own; a plain ``<id>.jsonl`` there was imported (or is for OpenClaw to import) and is skipped.
+    """
     candidates = []
     with os.scandir(sessions_dir) as entries:
         names = {entry.name: entry for entry in entries}
@@ -233,19 +274,21 @@ def scan_agent(
         if parsed is None:
             scan.skipped["not_transcript"] += 1
             continue
+        if leftovers_only and not parsed.archived_by_openclaw:
+            scan.skipped["jsonl_beside_database"] += 1
+            continue
         if entry.is_symlink():
             scan.skipped["symlink"] += 1
             continue
         candidates.append((name, parsed, entry))
-    _note_sqlite_store(scan, state_dir, found_transcripts=bool(candidates))
     if not candidates and not include_archived:
-        return scan
+        return
 
     try:
-        active = read_active_set(sessions_dir)
+        active = active_set()
     except SessionIndexError as exc:
         scan.error(f"agent skipped: {exc}", file=INDEX_FILE)
-        return scan
+        return
 
     for name, parsed, entry in candidates:
         if active.contains(parsed.session_id, name):
@@ -266,26 +309,110 @@ def scan_agent(
         if f"{name}.lock" in names and lock_is_fresh(sessions_dir / f"{name}.lock", window.now):
             scan.skipped["locked"] += 1
             continue
-        try:
-            header_id = read_header_id(sessions_dir / name)
-        except OSError as exc:
-            scan.error(
-                f"cannot read transcript: {exc.strerror or exc}", file=name, session_id=parsed.session_id
-            )
-            continue
-        if header_id is not None and header_id != parsed.session_id:
-            scan.error(
-                f"header id {header_id!r} does not match the file name's session id; left in place",
-                file=name,
-                session_id=parsed.session_id,
-            )
-            continue
-        scan.sessions.append(_session(agent_id, parsed.session_id, name, info, parsed.kind))
+        if not parsed.compressed:
+            try:
+                header_id = read_header_id(sessions_dir / name)
+            except OSError as exc:
+                scan.error(
+                    f"cannot read transcript: {exc.strerror or exc}", file=name, session_id=parsed.session_id
+                )
+                continue
+            if header_id is not None and header_id != parsed.session_id:
+                scan.error(
+                    f"header id {header_id!r} does not match the file name's session id; left in place",
+                    file=name,
+                    session_id=parsed.session_id,
+                )
+                continue
+        scan.sessions.append(_session(scan.agent_id, parsed.session_id, name, info, parsed.kind))
 
     if include_archived:
         _add_archived(scan, sessions_dir, active, window)
+    _sort(scan)
+
+
+def _sort(scan: AgentScan) -> None:
     scan.sessions.sort(key=lambda s: (s["mtimeNs"], s["file"]))
+
+
+def _scan_sqlite_agent(
+    state_dir: Path, agent_id: str, window: Window, include_archived: bool, busy_timeout: float
+) -> AgentScan:
+    """SQLite era: the database's completed sessions, plus OpenClaw's leftover export files."""
+    scan = AgentScan(agent_id, era="sqlite")
+    agent_dir = agents_root(state_dir) / agent_id
+    database = sqlite_store.database_of(agent_dir)
+    if database.is_symlink() or not _within(database, agent_dir):
+        scan.error(f"{database} is a symlink: not followed", file=str(sqlite_store.DATABASE))
+        return scan
+    try:
+        found = sqlite_store.scan_database(database, busy_timeout)
+    except sqlite_store.StoreError as exc:
+        scan.error(f"agent skipped: {exc}", file=str(sqlite_store.DATABASE))
+        return scan
+    scan.schema = found.schema
+    scan.live = found.skipped["live"]
+    sessions_dir = sessions_dir_of(state_dir, agent_id)
+    active = ActiveSet(frozenset(found.live), frozenset())
+    exported_names = {name: sid for sid, rows in found.exports.items() for name, _ in rows}
+    if sessions_dir.is_dir():
+        if not _within(sessions_dir, state_dir):
+            scan.error(f"{sessions_dir} resolves outside the state dir: not followed")
+            return scan
+        _scan_files(scan, sessions_dir, window, include_archived, lambda: active, leftovers_only=True)
+        for session in scan.sessions:  # OpenClaw shortens ids over 96 bytes in export names: its row knows
+            session["sessionId"] = exported_names.get(session["file"], session["sessionId"])
+    copies = archived_copies(sessions_dir)
+    for session_id, (session_key, mtime_ns, archived) in found.completed.items():
+        if mtime_ns in copies.get(session_id, ()):
+            scan.skipped["already_archived"] += 1
+            continue
+        reason = window.admits(mtime_ns / 1e9)
+        if reason:
+            scan.skipped[reason] += 1
+            continue
+        kind = "archived" if archived else "historical"
+        session = _db_session(agent_id, session_id, sqlite_store.session_file(session_id), mtime_ns, kind)
+        scan.sessions.append({**session, "sessionKey": session_key})
+    for session_id, rows in found.exports.items():
+        if session_id in found.live or session_id in found.completed or session_id in copies:
+            continue
+        for name, created_ns in rows:
+            if (sessions_dir / name).exists() or (sessions_dir / ARCHIVE_DIR / name).exists():
+                continue  # its file is (or was) read as a file
+            if window.admits(created_ns / 1e9):
+                continue
+            file = sqlite_store.session_file(name)
+            session = _db_session(agent_id, session_id, file, created_ns, "deleted")
+            scan.sessions.append({**session, "archiveName": name})
+    _sort(scan)
     return scan
+
+
+def archived_copies(sessions_dir: Path) -> dict[str, set[int]]:
+    """Session id → the mtimes (ns) of its copies in ``archive/``: the record of what was uploaded."""
+    archive = sessions_dir / ARCHIVE_DIR
+    copies: dict[str, set[int]] = {}
+    if not archive.is_dir() or archive.is_symlink():
+        return copies
+    with os.scandir(archive) as entries:
+        for entry in entries:
+            match = _ARCHIVED_NAME_RE.fullmatch(entry.name)
+            if match and entry.is_file(follow_symlinks=False):
+                copies.setdefault(match.group("id"), set()).add(entry.stat(follow_symlinks=False).st_mtime_ns)
+    return copies
+
+
+def _db_session(agent_id: str, session_id: str, file: str, mtime_ns: int, kind: str) -> dict:
+    return {
+        "agentId": agent_id,
+        "sessionId": session_id,
+        "file": file,
+        "size": None,
+        "mtimeNs": mtime_ns,
+        "kind": kind,
+        "store": "sqlite",
+    }
 
 
 def _add_archived(scan: AgentScan, sessions_dir: Path, active: ActiveSet, window: Window) -> None:
@@ -314,16 +441,8 @@ def _session(agent_id: str, session_id: str, file: str, info: os.stat_result, ki
         "size": info.st_size,
         "mtimeNs": info.st_mtime_ns,
         "kind": kind,
+        "store": "jsonl",
     }
-
-
-def _note_sqlite_store(scan: AgentScan, state_dir: Path, *, found_transcripts: bool) -> None:
-    """OpenClaw 2026.8+ keeps sessions in SQLite: say so rather than report nothing."""
-    if not found_transcripts and (agents_root(state_dir) / scan.agent_id / SQLITE_STORE).exists():
-        scan.error(
-            f"agent keeps its sessions in {SQLITE_STORE} (OpenClaw 2026.8+ SQLite store), "
-            "which this package does not read yet; no JSONL transcripts found"
-        )
 
 
 def select_sessions(scans: Iterable[dict], limit: int) -> tuple[list[dict], int]:

@@ -8,6 +8,9 @@ Airflow-free. OpenClaw (JSONL era, releases up to 2026.7.x) writes, per agent, i
 - ``<transcript name>.reset.<ts>[.N]``    a transcript archived by a reset or roll-over
 - ``<transcript name>.deleted.<ts>[.N]``  a transcript archived by a delete or prune
 
+OpenClaw 2026.8+ (SQLite era) still publishes deletion and budget-cleanup exports there:
+``<id>.jsonl.deleted.<ts>[.<32 hex generation>][.zst]``, zstd-compressed where its runtime has zstd.
+
 and side files that are never transcripts: ``.lock``, ``.bak.<ts>`` / ``.bak-*`` backups,
 ``.compact.<uuid>.tmp``, ``<id>.checkpoint.<uuid>.jsonl``, ``.corrupt-*.jsonl``,
 ``<id>.trajectory.jsonl``, ``<id>.trajectory-path.json`` (and their ``.deleted.*`` forms), and
@@ -24,7 +27,10 @@ SESSION_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}", re.IGNORECASE)
 
 # OpenClaw's file-name timestamps: ISO 8601 with ':' turned into '-' (milliseconds after '.' or '-').
 _TS = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:[.-]\d{1,9})?Z"
-_ARCHIVED_SUFFIX_RE = re.compile(rf"\.(?P<kind>reset|deleted)\.(?P<ts>{_TS})(?:\.\d+)?$")
+# JSONL era: an optional ``.N`` counter; SQLite era: an optional 32-hex generation, then ``.zst``.
+_ARCHIVED_SUFFIX_RE = re.compile(
+    rf"\.(?P<kind>reset|deleted)\.(?P<ts>{_TS})(?:\.\d+|\.[0-9a-f]{{32}})?(?P<zst>\.zst)?$"
+)
 _FORK_PREFIX_RE = re.compile(rf"^(?P<ts>{_TS})_")
 _TOPIC_MARKER = "-topic-"
 
@@ -46,6 +52,7 @@ class TranscriptName:
     kind: str  # "live", "reset" or "deleted"
     topic: str | None = None
     fork: str | None = None
+    compressed: bool = False  # a ``.zst`` export: its content is the zstd-decompressed bytes
 
     @property
     def archived_by_openclaw(self) -> bool:
@@ -63,10 +70,12 @@ def parse_transcript_name(name: str) -> TranscriptName | None:
         return None
     kind = "live"
     base = name
+    compressed = False
     archived = _ARCHIVED_SUFFIX_RE.search(name)
     if archived:
         kind = archived.group("kind")
         base = name[: archived.start()]
+        compressed = archived.group("zst") is not None
     if not base.endswith(TRANSCRIPT_SUFFIX):
         return None
     stem = base[: -len(TRANSCRIPT_SUFFIX)]
@@ -86,7 +95,7 @@ def parse_transcript_name(name: str) -> TranscriptName | None:
             return None
     if not SESSION_ID_RE.fullmatch(stem):
         return None
-    return TranscriptName(session_id=stem, kind=kind, topic=topic, fork=fork)
+    return TranscriptName(session_id=stem, kind=kind, topic=topic, fork=fork, compressed=compressed)
 
 
 def is_valid_session_id(value: object) -> bool:

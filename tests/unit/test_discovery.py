@@ -180,8 +180,12 @@ def test_scan_returns_a_completed_session_with_exact_fields(state):
                 "size": path.stat().st_size,
                 "mtimeNs": mtime_ns(3600),
                 "kind": "live",
+                "store": "jsonl",
             }
         ],
+        "era": "jsonl",
+        "schema": None,
+        "liveSessions": None,
         "errors": [],
         "skipped": {"not_transcript": 1},  # sessions.json
     }
@@ -341,6 +345,9 @@ def test_an_untrustworthy_index_without_transcripts_is_not_read(state):
     scan = scan_agent(state.root, "main", WINDOW)
     assert scan.to_dict() == {
         "agentId": "main",
+        "era": "jsonl",
+        "schema": None,
+        "liveSessions": None,
         "sessions": [],
         "errors": [],
         "skipped": {"not_transcript": 1},
@@ -350,33 +357,47 @@ def test_an_untrustworthy_index_without_transcripts_is_not_read(state):
 def test_agent_without_a_sessions_folder_is_nothing(state):
     (state.root / "agents" / "main").mkdir(parents=True)
     scan = scan_agent(state.root, "main", WINDOW)
-    assert scan.to_dict() == {"agentId": "main", "sessions": [], "errors": [], "skipped": {}}
+    assert scan.to_dict() == {
+        "agentId": "main",
+        "era": "jsonl",
+        "schema": None,
+        "liveSessions": None,
+        "sessions": [],
+        "errors": [],
+        "skipped": {},
+    }
 
 
 @pytest.mark.parametrize("with_sessions_dir", [False, True])
-def test_sqlite_store_without_transcripts_is_reported(state, with_sessions_dir):
+def test_corrupt_sqlite_store_is_an_error_naming_it(state, with_sessions_dir):
     store = state.root / "agents" / "main" / "agent" / "openclaw-agent.sqlite"
     store.parent.mkdir(parents=True)
-    store.write_bytes(b"SQLite format 3\x00")
+    store.write_bytes(b"SQLite format 3\x00" + b"\xff" * 100)
     if with_sessions_dir:
         state.agent(index={})
+        state.transcript(f"{A}.jsonl.reset.2026-02-02T20-29-47.344Z")
     scan = scan_agent(state.root, "main", WINDOW)
+    assert scan.era == "sqlite"
     assert scan.sessions == []
     assert len(scan.errors) == 1
-    assert "SQLite" in scan.errors[0]["reason"]
-    assert "openclaw-agent.sqlite" in scan.errors[0]["reason"]
+    assert scan.errors[0]["reason"].startswith("agent skipped: ")
+    assert str(store) in scan.errors[0]["reason"]
     assert scan.errors[0]["agentId"] == "main"
 
 
-def test_sqlite_store_beside_transcripts_is_not_an_error(state):
+def test_empty_file_as_sqlite_store_wins_over_transcripts_and_is_an_error(state):
+    # With a database file present the database is the authority: one that is no agent database
+    # stops the agent rather than falling back to files OpenClaw no longer reads.
     state.agent(index={})
     state.transcript(f"{A}.jsonl")
     store = state.root / "agents" / "main" / "agent" / "openclaw-agent.sqlite"
     store.parent.mkdir(parents=True)
     store.write_bytes(b"")
     scan = scan_agent(state.root, "main", WINDOW)
-    assert files(scan) == [f"{A}.jsonl"]
-    assert scan.errors == []
+    assert scan.sessions == []
+    assert [e["reason"] for e in scan.errors] == [
+        f"agent skipped: {store} is not an OpenClaw agent database (no agent schema version)"
+    ]
 
 
 def test_symlinked_transcript_is_not_followed(state, tmp_path):

@@ -9,6 +9,7 @@ from openclaw_nexus.names import TranscriptName, is_valid_session_id, parse_tran
 UUID = "0b7f3c9e-5a21-4d8e-9f10-2c3b4a5d6e7f"
 TS = "2026-02-02T20-29-47.344Z"
 FORK_TS = "2026-07-01T09-00-00-123Z"
+GEN = "0123456789abcdef0123456789abcdef"
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,10 @@ FORK_TS = "2026-07-01T09-00-00-123Z"
         # Timestamps without milliseconds, and with a dash before them, are OpenClaw's too.
         (f"{UUID}.jsonl.reset.2026-02-02T20-29-47Z", TranscriptName(UUID, "reset")),
         (f"{UUID}.jsonl.deleted.2026-02-02T20-29-47-344Z", TranscriptName(UUID, "deleted")),
+        # SQLite era (OpenClaw 2026.8+): a 32-hex generation, and zstd-compressed exports.
+        (f"{UUID}.jsonl.deleted.{TS}.{GEN}.zst", TranscriptName(UUID, "deleted", compressed=True)),
+        (f"{UUID}.jsonl.deleted.{TS}.{GEN}", TranscriptName(UUID, "deleted")),
+        (f"{UUID}.jsonl.reset.{TS}.zst", TranscriptName(UUID, "reset", compressed=True)),
     ],
 )
 def test_transcript_forms(name, expected):
@@ -112,6 +117,11 @@ def test_invalid_ids_are_not_transcripts(name):
         f"{UUID}.checkpoint.{UUID}.jsonl.deleted.{TS}",
         f"{UUID}.jsonl.reset.{TS}.lock",
         f"{UUID}.jsonl.reset.not-a-timestamp",
+        f"{UUID}.jsonl.deleted.{TS}.{GEN}.zst.tmp",
+        f"{UUID}.jsonl.deleted.{TS}.{GEN[:31]}",
+        f"{UUID}.trajectory.jsonl.deleted.{TS}.{GEN}.zst",
+        f"{UUID}.jsonl.zst",
+        f"{'0' * 64}.jsonl.zst",  # a cold archive (sessions/cold/): records, not a transcript
         f"{UUID}.json",
         f"{UUID}.JSONL",
         "sessions.json",

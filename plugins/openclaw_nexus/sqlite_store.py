@@ -1,0 +1,422 @@
+"""OpenClaw 2026.8+ (SQLite era): an agent's sessions in ``agents/<id>/agent/openclaw-agent.sqlite``.
+Airflow-free.
+
+Read the way OpenClaw's own read-only readers do: a ``mode=ro`` URI, ``PRAGMA query_only``, a busy
+timeout, and short read transactions. Nothing here writes, migrates, checkpoints, vacuums or copies the
+database; each transcript is exported to a staging file of ours in one transaction, and every slow step
+(HTTP) works from that file.
+
+*Live* follows OpenClaw's maintenance (``readReferencedSessionIds``): a session id is live while an
+unarchived ``session_nodes`` row references it (``current_session_id``, or the entry's ``sessionId``,
+``previousSessionId``, ``usageFamilySessionIds`` or compaction checkpoint ids), its window is running,
+or an input is queued for it. Every other window is *completed*: rolled over, a finished cron run or
+sub-agent, or its node archived. A session deleted or pruned by OpenClaw has no window any more; its
+export is the ``.jsonl.deleted…`` file OpenClaw publishes in ``sessions/`` (read by the file store), and
+the ``session_transcript_archives`` row is read only when that file is gone and nothing of the session
+was archived by us.
+
+A transcript is OpenClaw's own export form: the session's ``transcript_events`` rows by ``seq``, each
+``event_json`` (or ``event_zstd`` decompressed) followed by ``\\n``. Cold sessions are read from their
+``session_transcript_cold_archives`` record file (``sessions/cold/<sha256>.jsonl.zst`` or the row's blob).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import zstandard
+
+DATABASE = Path("agent") / "openclaw-agent.sqlite"
+# Agent schemas this package reads: 19 is OpenClaw 2026.8.1 (the first stable SQLite release), 23 is
+# 2026.9.6, the release its tests run. A newer schema is refused until it has been tested.
+OLDEST_SCHEMA = 19
+NEWEST_TESTED_SCHEMA = 23
+DEFAULT_BUSY_TIMEOUT_SECONDS = 5.0
+# ``file`` of a session read from the database (the JobResult's and the logs' name for it).
+FILE_PREFIX = "openclaw-agent.sqlite#"
+COLD_DIR = "cold"
+_COLD_NAME_LEN = len("0" * 64 + ".jsonl.zst")
+_WRITE_CHUNK = 1 << 20
+
+
+class StoreError(Exception):
+    """The agent's database cannot be read as it is: locked, corrupt, or of an unknown schema."""
+
+
+class SessionNotCompleted(StoreError):
+    """The session is live again, or gone, since discovery: it is not exported."""
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A transcript exported to a staging file: what it holds, and how long the read transaction took."""
+
+    size: int
+    sha256: str
+    mtime_ns: int
+    events: int
+    read_seconds: float
+
+
+def database_of(agent_dir: Path) -> Path:
+    return agent_dir / DATABASE
+
+
+def session_file(session_id: str) -> str:
+    return f"{FILE_PREFIX}{session_id}"
+
+
+@contextmanager
+def connect(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> Iterator[sqlite3.Connection]:
+    """A read-only connection; ``StoreError`` names the file when it cannot be opened or read."""
+    uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
+    try:
+        connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open read-only: {exc}") from None
+    with closing(connection):
+        connection.text_factory = bytes  # the stored bytes, exactly; UTF-8 is checked by the upload
+        try:
+            connection.execute("PRAGMA query_only = ON")
+            connection.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
+            yield connection
+        except sqlite3.OperationalError as exc:
+            raise StoreError(_explain(path, exc, busy_timeout)) from None
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
+            raise StoreError(f"{path}: {exc}; nothing of this agent is read") from None
+
+
+def _explain(path: Path, exc: sqlite3.Error, busy_timeout: float) -> str:
+    text = str(exc)
+    if "locked" in text or "busy" in text:
+        return f"{path}: locked by another writer for more than {busy_timeout:g} s ({text}); try a later run"
+    return f"{path}: {text}"
+
+
+@contextmanager
+def read_transaction(connection: sqlite3.Connection, timings: list[float] | None = None) -> Iterator[None]:
+    """One short deferred read transaction (one consistent snapshot); its length goes to ``timings``."""
+    started = time.monotonic()
+    connection.execute("BEGIN")
+    try:
+        yield
+    finally:
+        connection.execute("COMMIT")  # a read-only transaction: ending it releases the WAL snapshot
+        if timings is not None:
+            timings.append(time.monotonic() - started)
+
+
+def check_schema(connection: sqlite3.Connection, path: Path) -> int:
+    """The agent schema version; ``StoreError`` unless it is one this package has been tested with."""
+    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    meta = None
+    if _has_table(connection, "schema_meta"):
+        meta = connection.execute(
+            "SELECT schema_version FROM schema_meta WHERE role = 'agent' ORDER BY updated_at DESC LIMIT 1"
+        ).fetchone()
+    if meta is not None and not version:
+        version = meta[0]
+    if not version or not _has_table(connection, "session_windows"):
+        raise StoreError(f"{path} is not an OpenClaw agent database (no agent schema version)")
+    if version > NEWEST_TESTED_SCHEMA:
+        raise StoreError(
+            f"{path} has agent schema {version}, newer than the newest this package was tested with "
+            f"({NEWEST_TESTED_SCHEMA}, OpenClaw 2026.9.6): nothing of this agent is read until it is"
+        )
+    if version < OLDEST_SCHEMA:
+        raise StoreError(
+            f"{path} has agent schema {version}, older than OpenClaw 2026.8.1's ({OLDEST_SCHEMA})"
+        )
+    return version
+
+
+def _has_table(connection: sqlite3.Connection, name: str) -> bool:
+    query = "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?"
+    return connection.execute(query, (name,)).fetchone() is not None
+
+
+# Session ids an unarchived node references, as OpenClaw's maintenance reads them from ``entry_json``.
+_ENTRY_REFERENCES = """
+SELECT current_session_id FROM live
+UNION SELECT json_extract(entry_json, '$.sessionId') FROM live WHERE json_valid(entry_json)
+UNION SELECT json_extract(entry_json, '$.previousSessionId') FROM live WHERE json_valid(entry_json)
+UNION SELECT family.value FROM live, json_each(live.entry_json, '$.usageFamilySessionIds') AS family
+    WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.usageFamilySessionIds') = 'array'
+UNION SELECT json_extract(point.value, '$.sessionId') FROM live,
+    json_each(live.entry_json, '$.compactionCheckpoints') AS point
+    WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.compactionCheckpoints') = 'array'
+UNION SELECT json_extract(point.value, '$.preCompaction.sessionId') FROM live,
+    json_each(live.entry_json, '$.compactionCheckpoints') AS point
+    WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.compactionCheckpoints') = 'array'
+UNION SELECT json_extract(point.value, '$.postCompaction.sessionId') FROM live,
+    json_each(live.entry_json, '$.compactionCheckpoints') AS point
+    WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.compactionCheckpoints') = 'array'
+UNION SELECT session_windows.session_id FROM session_windows JOIN live USING (session_key)
+    WHERE NOT json_valid(live.entry_json)
+UNION SELECT session_id FROM session_windows WHERE status = 'running'
+"""
+
+
+def live_session_ids(connection: sqlite3.Connection, only: str | None = None) -> set[str]:
+    """Session ids OpenClaw still uses (see the module docs); ``only`` narrows the nodes read to the ones
+    that may mention that id, for the check right before an export."""
+    live = "SELECT session_key, current_session_id, entry_json FROM session_nodes WHERE archived_at IS NULL"
+    params: tuple = ()
+    if only is not None:
+        live += " AND (current_session_id = ? OR instr(entry_json, ?) > 0)"
+        params = (only, only)
+    query = f"WITH live AS ({live}) {_ENTRY_REFERENCES}"
+    if _has_table(connection, "session_pending_inputs"):
+        query += " UNION SELECT session_id FROM session_pending_inputs WHERE state = 'queued'"
+    ids = {_text(row[0]) for row in connection.execute(query, params) if row[0] is not None}
+    return {i.strip() for i in ids if i.strip()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8", "surrogateescape") if isinstance(value, bytes) else str(value)
+
+
+@dataclass
+class DatabaseScan:
+    """What one read of the database says about the agent's sessions."""
+
+    schema: int
+    live: set[str]
+    # session id → (session key, last change in ns, archived node?) for every window that is not live
+    completed: dict[str, tuple[str, int, bool]]
+    # session id → (archive_name, created_at ns) of deletion/reset exports kept in the database
+    exports: dict[str, list[tuple[str, int]]]
+    skipped: Counter
+
+
+def scan_database(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> DatabaseScan:
+    """Read the live set, the completed windows and the stored exports, in one read transaction."""
+    with connect(path, busy_timeout) as connection, read_transaction(connection):
+        schema = check_schema(connection, path)
+        live = live_session_ids(connection)
+        completed: dict[str, tuple[str, int, bool]] = {}
+        skipped: Counter = Counter()
+        rows = connection.execute(
+            "SELECT w.session_id, w.session_key, max(w.updated_at, coalesce(w.transcript_updated_at, 0)),"
+            " n.archived_at IS NOT NULL FROM session_windows AS w JOIN session_nodes AS n USING (session_key)"
+        )
+        for session_id, session_key, changed_ms, archived in rows:
+            sid = _text(session_id)
+            if sid in live:
+                skipped["live"] += 1
+            else:
+                completed[sid] = (_text(session_key), int(changed_ms) * 1_000_000, bool(archived))
+        exports: dict[str, list[tuple[str, int]]] = {}
+        if _has_table(connection, "session_transcript_archives"):
+            for session_id, name, created_ms in connection.execute(
+                "SELECT session_id, archive_name, created_at FROM session_transcript_archives"
+            ):
+                exports.setdefault(_text(session_id), []).append((_text(name), int(created_ms) * 1_000_000))
+    return DatabaseScan(schema, live, completed, exports, skipped)
+
+
+def export_transcript(
+    path: Path,
+    session_id: str,
+    dest: Path,
+    *,
+    source: str = "window",
+    archive_name: str | None = None,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
+) -> Exported:
+    """Write one completed session's transcript to ``dest`` (mode 0600, its mtime the session's last
+    change), reading it in one read transaction that first checks the session is still completed.
+
+    ``source`` is ``window`` (its rows, or its cold archive) or ``export`` (a ``session_transcript_archives``
+    row named ``archive_name``). Raises ``SessionNotCompleted`` or ``StoreError``; ``dest`` is then absent.
+    """
+    timings: list[float] = []
+    partial = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            writer = _Writer(out)
+            with connect(path, busy_timeout) as connection, read_transaction(connection, timings):
+                check_schema(connection, path)
+                if source == "export":
+                    mtime_ns = _write_stored_export(connection, path, session_id, archive_name, writer)
+                else:
+                    mtime_ns = _write_window(connection, path, session_id, writer)
+            writer.flush()
+            os.fsync(out.fileno())
+        os.utime(partial, ns=(mtime_ns, mtime_ns))
+        os.replace(partial, dest)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return Exported(writer.size, writer.digest.hexdigest(), mtime_ns, writer.events, timings[0])
+
+
+class _Writer:
+    """Buffered writes of ``event + \\n`` lines, hashed and counted on the way."""
+
+    def __init__(self, out):
+        self.out = out
+        self.digest = hashlib.sha256()
+        self.size = 0
+        self.events = 0
+        self._buffer: list[bytes] = []
+        self._buffered = 0
+
+    def event(self, data: bytes) -> None:
+        self.write(data)
+        self.write(b"\n")
+        self.events += 1
+
+    def write(self, data: bytes) -> None:
+        self.digest.update(data)
+        self._buffer.append(data)
+        self._buffered += len(data)
+        self.size += len(data)
+        if self._buffered >= _WRITE_CHUNK:
+            self.flush()
+
+    def flush(self) -> None:
+        self.out.write(b"".join(self._buffer))
+        self._buffer.clear()
+        self._buffered = 0
+
+
+def _write_window(connection: sqlite3.Connection, path: Path, session_id: str, writer: _Writer) -> int:
+    window = connection.execute(
+        "SELECT max(updated_at, coalesce(transcript_updated_at, 0)) FROM session_windows"
+        " WHERE session_id = ?",
+        (session_id,),
+    ).fetchone()
+    if window is None:
+        raise SessionNotCompleted(
+            f"session {session_id} is no longer in {path} (deleted since discovery?); "
+            "a later run takes OpenClaw's deletion export instead"
+        )
+    if session_id in live_session_ids(connection, only=session_id):
+        raise SessionNotCompleted(f"session {session_id} is live again in {path}; not uploaded")
+    compressed = _has_column(connection, "transcript_events", "event_zstd")
+    columns = "seq, event_json, event_zstd, event_utf8_bytes" if compressed else "seq, event_json, NULL, NULL"
+    decompressor = zstandard.ZstdDecompressor()
+    rows = connection.execute(
+        f"SELECT {columns} FROM transcript_events WHERE session_id = ? ORDER BY seq", (session_id,)
+    )
+    for seq, text, packed, length in rows:
+        if text is not None:
+            writer.event(text)
+            continue
+        try:
+            data = decompressor.decompress(packed, max_output_size=length or 0)
+        except zstandard.ZstdError as exc:
+            raise StoreError(
+                f"{path}: event {seq} of session {session_id} does not decompress: {exc}"
+            ) from None
+        if len(data) != length:
+            raise StoreError(
+                f"{path}: event {seq} of session {session_id} decompresses to {len(data)} bytes, "
+                f"not the {length} recorded"
+            )
+        writer.event(data)
+    if writer.events == 0:
+        _write_cold(connection, path, session_id, writer)
+    return int(window[0]) * 1_000_000
+
+
+def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
+    return any(_text(row[1]) == column for row in connection.execute(f"PRAGMA table_info({table})"))
+
+
+def _write_cold(connection: sqlite3.Connection, path: Path, session_id: str, writer: _Writer) -> None:
+    """A cold session: its payload is a zstd file of JSON records; the ``event`` ones, by seq, are it."""
+    if not _has_table(connection, "session_transcript_cold_archives"):
+        return
+    row = connection.execute(
+        "SELECT archive_name, archive_sha256, archive_bytes, storage, archive_blob"
+        " FROM session_transcript_cold_archives WHERE session_id = ?",
+        (session_id,),
+    ).fetchone()
+    if row is None:
+        return
+    name, sha256, size, storage, blob = (_text(row[0]), _text(row[1]), row[2], _text(row[3]), row[4])
+    if storage == "sqlite":
+        packed = bytes(blob)
+    else:
+        if len(name) != _COLD_NAME_LEN or "/" in name or not name.endswith(".jsonl.zst"):
+            raise StoreError(f"{path}: cold archive name {name!r} of session {session_id} is not OpenClaw's")
+        cold = path.parent.parent / "sessions" / COLD_DIR / name
+        try:
+            packed = cold.read_bytes()
+        except OSError as exc:
+            raise StoreError(f"cold archive {cold} of session {session_id}: {exc.strerror or exc}") from None
+    if len(packed) != size or hashlib.sha256(packed).hexdigest() != sha256:
+        raise StoreError(f"cold archive {name} of session {session_id} fails its recorded sha256")
+    events = []
+    for line in _decompress_stream(packed).splitlines():
+        record = json.loads(line)
+        if record.get("kind") == "event":
+            events.append((record["row"]["seq"], record["row"]["event_json"]))
+    for _, text in sorted(events):
+        writer.event(text.encode("utf-8", "surrogatepass"))
+
+
+def _decompress_stream(packed: bytes) -> bytes:
+    """Frames without a content size (OpenClaw's archive and cold files) need the streaming reader."""
+    with zstandard.ZstdDecompressor().stream_reader(packed) as reader:
+        return reader.read()
+
+
+def _write_stored_export(
+    connection: sqlite3.Connection, path: Path, session_id: str, archive_name: str | None, writer: _Writer
+) -> int:
+    row = connection.execute(
+        "SELECT encoding, archive_blob, archive_sha256, created_at FROM session_transcript_archives"
+        " WHERE session_id = ? AND archive_name = ?",
+        (session_id, archive_name),
+    ).fetchone()
+    if row is None:
+        raise SessionNotCompleted(f"export {archive_name} of session {session_id} is no longer in {path}")
+    encoding, blob, sha256, created_ms = _text(row[0]), bytes(row[1]), _text(row[2]), row[3]
+    if hashlib.sha256(blob).hexdigest() != sha256:
+        raise StoreError(f"{path}: stored export {archive_name} fails its recorded sha256")
+    content = _decompress_stream(blob) if encoding == "zstd" else blob
+    writer.write(content)  # OpenClaw's own export bytes, as they are
+    writer.events = content.count(b"\n")
+    return int(created_ms) * 1_000_000
+
+
+def decompress_file(source: Path, dest: Path) -> tuple[int, str]:
+    """Decompress a ``.zst`` export to ``dest`` (mode 0600, the source's mtime): (size, sha256)."""
+    info = source.stat()
+    digest = hashlib.sha256()
+    size = 0
+    partial = dest.with_name(dest.name + ".part")
+    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as packed:
+            reader = zstandard.ZstdDecompressor().stream_reader(packed)
+            while chunk := reader.read(_WRITE_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+            os.fsync(out.fileno())
+        os.utime(partial, ns=(info.st_mtime_ns, info.st_mtime_ns))
+        os.replace(partial, dest)
+    except zstandard.ZstdError as exc:
+        partial.unlink(missing_ok=True)
+        raise StoreError(f"{source.name} is not a readable zstd export: {exc}") from None
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
+    return size, digest.hexdigest()
