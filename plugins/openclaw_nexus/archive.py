@@ -43,6 +43,44 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def find_copy(sessions_dir: Path, session_id: str, *, size: int, sha256: str) -> str | None:
+    """The name (``archive/<id>[+N].jsonl``) of an archived copy holding exactly these bytes, if any."""
+    archive = sessions_dir / ARCHIVE_DIR
+    if not archive.is_dir() or archive.is_symlink():
+        return None
+    for name in _existing_archive_names(archive, session_id):
+        candidate = archive / name
+        if candidate.stat().st_size == size and file_sha256(candidate) == sha256:
+            return f"{ARCHIVE_DIR}/{name}"
+    return None
+
+
+def move_as_is(sessions_dir: Path, file_name: str) -> str:
+    """Move one of OpenClaw's export files into ``archive/`` under its own name (never overwriting)."""
+    source = sessions_dir / file_name
+    target = sessions_dir / ARCHIVE_DIR / file_name
+    if not source.exists():
+        if target.exists():
+            return f"{ARCHIVE_DIR}/{file_name}"  # a retry: done before
+        raise ArchiveError(f"{source} is gone and {target} does not exist")
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        if not os.path.samefile(source, target):
+            raise ArchiveError(f"{target} already exists: {file_name} left in place") from None
+    except OSError as exc:
+        if exc.errno not in _NO_LINK_ERRNOS:
+            raise ArchiveError(f"cannot move {source} to {target}: {exc.strerror or exc}") from None
+        if target.exists():
+            raise ArchiveError(f"{target} already exists: {file_name} left in place") from None
+        _rename(source, target)
+    else:
+        source.unlink()
+    _fsync_dir(target.parent)
+    _fsync_dir(sessions_dir)
+    return f"{ARCHIVE_DIR}/{file_name}"
+
+
 def _existing_archive_names(archive: Path, session_id: str):
     n = 0
     while (archive / archive_name(session_id, n)).exists():
@@ -84,7 +122,7 @@ def archive_transcript(
     if archive.is_symlink():  # it may point anywhere, outside the state dir too
         raise ArchiveError(f"{archive} is a symlink: not followed, {file_name} left in place")
     try:
-        archive.mkdir(exist_ok=True)
+        archive.mkdir(mode=0o700, exist_ok=True)  # transcripts hold users' secrets
     except OSError as exc:
         raise ArchiveError(f"cannot create {archive}: {exc.strerror or exc}") from None
     for name in _existing_archive_names(archive, session_id):

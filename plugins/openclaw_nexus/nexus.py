@@ -20,8 +20,8 @@ from airflow.providers.http.operators.http import HttpOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret
 
+from openclaw_nexus import stores
 from openclaw_nexus.config import DEFAULT_CONN_ID, state_dir
-from openclaw_nexus.discovery import SessionIndexError, read_active_set, resolve_transcript, sessions_dir_of
 from openclaw_nexus.redact import excerpt, scrub
 from openclaw_nexus.retry import is_transient_status, retry_args
 from openclaw_nexus.transcript import TranscriptBody, TranscriptError, idempotency_key, snapshot
@@ -132,23 +132,43 @@ class SessionUploadOperator(HttpOperator):
         raise AirflowException(reason)
 
     def _upload(self, context: Any, session: dict) -> dict:
-        label = f"{session['agentId']}/{session['sessionId']}"
         root = state_dir()
-        path = resolve_transcript(root, session)
-        if session.get("kind") != "replay":
-            self._refuse_if_active(root, session, path)
+        transcript = stores.open_transcript(root, session)
         try:
-            before = snapshot(path)
-        except FileNotFoundError:
-            raise TranscriptError(
-                f"{session['file']} is gone since discovery (renamed or removed by OpenClaw?); "
-                "a later run picks it up under its new name"
-            ) from None
-        if (before.size, before.mtime_ns) != (session["size"], session["mtimeNs"]):
-            raise TranscriptError(f"{session['file']} changed since discovery; left for a later run")
+            return self._send(context, session, transcript, root)
+        except BaseException:
+            stores.discard(transcript)
+            raise
 
+    def _send(self, context: Any, session: dict, transcript: stores.Transcript, root: Path) -> dict:
+        label = f"{session['agentId']}/{session['sessionId']}"
         peak_before = _peak_rss_mib()
-        body = TranscriptBody(path, session["agentId"], session["sessionId"])
+        body = TranscriptBody(transcript.path, session["agentId"], session["sessionId"])
+        receipt = {
+            "agentId": session["agentId"],
+            "sessionId": session["sessionId"],
+            "file": session["file"],
+            "kind": session.get("kind"),
+            "store": session.get("store"),
+            "size": body.size,
+            "mtimeNs": snapshot(transcript.path).mtime_ns,
+            "sha256": body.sha256,
+            "staged": transcript.staged,
+            "duplicateOf": stores.already_sent(root, session, size=body.size, sha256=body.sha256),
+            "readSeconds": transcript.read_seconds,
+            "status": None,
+        }
+        if transcript.read_seconds is not None:
+            self.log.info("Read %s from OpenClaw's database in %.3f s", label, transcript.read_seconds)
+        if receipt["duplicateOf"]:
+            self.log.info(
+                "%s: these %d bytes (sha256 %s) were uploaded before, as %s: not sent again",
+                label,
+                body.size,
+                body.sha256,
+                receipt["duplicateOf"],
+            )
+            return receipt
         self.log.info("Uploading %s: %s, %d bytes, sha256 %s", label, session["file"], body.size, body.sha256)
         self.data = body
         self.headers = {
@@ -173,15 +193,10 @@ class SessionUploadOperator(HttpOperator):
                 f"{type(exc).__name__}: {exc}"
             ) from None
 
-        if snapshot(path) != before:
-            held = (
-                f"Nexus holds the earlier {body.size} bytes (sha256 {body.sha256[:12]}…), "
-                if response.ok
-                else ""
-            )
-            raise TranscriptError(
-                f"{session['file']} changed while it was uploaded; {held}the file is left in place"
-            )
+        held = (
+            f"Nexus holds the earlier {body.size} bytes (sha256 {body.sha256[:12]}…), " if response.ok else ""
+        )
+        stores.check_unchanged(session, transcript, held)
         if not response.ok:
             detail = f"Nexus answered HTTP {response.status_code} for {label}: {excerpt(response.text)}"
             if is_transient_status(response.status_code):
@@ -196,25 +211,7 @@ class SessionUploadOperator(HttpOperator):
             _peak_rss_mib(),
             peak_before,
         )
-        return {
-            "agentId": session["agentId"],
-            "sessionId": session["sessionId"],
-            "file": session["file"],
-            "kind": session.get("kind"),
-            "size": body.size,
-            "mtimeNs": before.mtime_ns,
-            "sha256": body.sha256,
-            "status": response.status_code,
-        }
-
-    def _refuse_if_active(self, root: Path, session: dict, path: Path) -> None:
-        """Discovery ran earlier: check again that OpenClaw has not taken the session up meanwhile."""
-        try:
-            active = read_active_set(sessions_dir_of(root, session["agentId"]))
-        except SessionIndexError as exc:
-            raise AirflowFailException(f"not uploaded: {exc}") from None
-        if active.contains(session["sessionId"], path.name):
-            raise AirflowFailException(f"{session['file']} is an active session again; not uploaded")
+        return {**receipt, "status": response.status_code}
 
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         outcome = retry_state.outcome

@@ -3,7 +3,8 @@
 ``{"jobId": "session_upload", "success", "message": "Uploaded N sessions across M agents",
 "itemsProcessed": N, "errors": [...]}``: N counts uploads that were archived (or, for replays,
 re-sent), M the agents they belong to; every session that was selected but has neither an
-archive receipt nor an error gets one, so nothing disappears from the report.
+archive receipt nor an error gets one, so nothing disappears from the report. A session whose exact
+bytes Nexus already had (``duplicateOf``) was archived without being sent: the message says how many.
 """
 
 from __future__ import annotations
@@ -54,13 +55,16 @@ def build_job_result(
                         "reason": "no outcome recorded (task did not run to completion)",
                     }
                 )
-    uploaded = [s for s in selected if _key(s) in done_keys]
+    not_resent = {_key(receipt) for receipt in done if receipt.get("duplicateOf")}
+    uploaded = [s for s in selected if _key(s) in done_keys and _key(s) not in not_resent]
     agents = {s["agentId"] for s in uploaded}
     if dry_run:
         would = {s["agentId"] for s in selected}
         message = f"Dry run: would upload {len(selected)} sessions across {len(would)} agents"
     else:
         message = f"Uploaded {len(uploaded)} sessions across {len(agents)} agents"
+        if not_resent:
+            message += f"; {len(not_resent)} already uploaded with the same bytes, archived without resending"
     if deferred:
         message += f"; {deferred} more left for later runs"
     return {

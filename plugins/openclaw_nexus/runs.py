@@ -13,8 +13,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-from openclaw_nexus import discovery, result
-from openclaw_nexus.archive import ArchiveError, archive_transcript
+from openclaw_nexus import discovery, result, stores
+from openclaw_nexus.archive import ArchiveError
 from openclaw_nexus.config import state_dir
 
 log = logging.getLogger(__name__)
@@ -54,10 +54,13 @@ def discover(agent_id: str, window: discovery.Window, *, include_archived: bool)
     scan = discovery.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
     for error in scan.errors:
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
+    era = "JSONL files" if scan.era == "jsonl" else f"SQLite database, agent schema {scan.schema}"
     log.info(
-        "agent %s: %d completed sessions; skipped %s",
+        "agent %s (%s): %d completed sessions%s; skipped %s",
         agent_id,
+        era,
         len(scan.sessions),
+        "" if scan.live is None else f", {scan.live} live sessions left to OpenClaw",
         dict(scan.skipped) or "nothing",
     )
     return scan.to_dict()
@@ -88,16 +91,8 @@ def archive(session: dict, receipt: dict, ti: Any) -> dict:
             session["file"],
         )
         return done
-    sessions_dir = discovery.sessions_dir_of(state_dir(), session["agentId"])
     try:
-        outcome = archive_transcript(
-            sessions_dir,
-            session["file"],
-            session["sessionId"],
-            size=receipt["size"],
-            mtime_ns=receipt["mtimeNs"],
-            sha256=receipt["sha256"],
-        )
+        outcome = stores.record_archived(state_dir(), session, receipt)
     except (ArchiveError, OSError) as exc:
         reason = str(exc)
         ti.xcom_push(

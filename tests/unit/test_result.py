@@ -153,3 +153,16 @@ def test_iterables_are_accepted():
     )
     assert job["itemsProcessed"] == 2
     assert job["success"] is True
+
+
+def test_bytes_nexus_already_had_are_archived_but_not_counted_as_uploads():
+    duplicate = {**receipt(A2), "status": None, "duplicateOf": "archive/a2.jsonl"}
+    job = build(selected=[A1, A2, B1], done=[receipt(A1), duplicate, receipt(B1)])
+    assert job == {
+        "jobId": JOB_ID,
+        "success": True,
+        "message": "Uploaded 2 sessions across 2 agents; "
+        "1 already uploaded with the same bytes, archived without resending",
+        "itemsProcessed": 2,
+        "errors": [],
+    }
