@@ -182,7 +182,18 @@ def _within(path: Path, root: Path) -> bool:
 
 
 def agents_root(state_dir: Path) -> Path:
+    """``<state dir>/agents``. When that is itself a symlink (NemoClaw's sandbox links it to
+    ``/sandbox/.openclaw-data/agents``), it is the operator's configuration: it is followed once, and
+    every escape rule below it (agent folders, ``sessions/``, transcripts, ``archive/``) applies under
+    where it resolves."""
     return state_dir / AGENTS_DIR
+
+
+def _agents(path: Path) -> str:
+    """How an error names the agents folder: with where it resolves when that is elsewhere."""
+    root = path if path.name == AGENTS_DIR else agents_root(path)
+    resolved = root.resolve()
+    return f"{AGENTS_DIR}/ folder" if resolved == root.absolute() else f"{AGENTS_DIR}/ folder ({resolved})"
 
 
 def sessions_dir_of(state_dir: Path, agent_id: str) -> Path:
@@ -193,7 +204,7 @@ def list_agents(state_dir: Path, requested: Iterable[str] | None = None) -> tupl
     """The agents to scan (every folder under ``agents/`` when none are requested), and errors.
 
     Names that are not plain folder names (``..``, slashes) and folders that resolve outside the
-    state dir are refused with an error naming the agent.
+    agents folder (see ``agents_root``) are refused with an error naming the agent.
     """
     root = agents_root(state_dir)
     errors: list[dict] = []
@@ -217,8 +228,9 @@ def list_agents(state_dir: Path, requested: Iterable[str] | None = None) -> tupl
         elif not (root / name).is_dir():
             if requested:
                 refuse(name, f"agent {name!r} has no folder under {root}")
-        elif not _within(root / name, state_dir):
-            refuse(name, f"agent folder {root / name} resolves outside the state dir: not followed")
+        elif not _within(root / name, root):
+            where = _agents(root)
+            refuse(name, f"agent folder {root / name} resolves outside the state dir's {where}: not followed")
         else:
             agents.append(name)
     return agents, errors
@@ -245,8 +257,8 @@ def scan_agent(
     sessions_dir = sessions_dir_of(state_dir, agent_id)
     if not sessions_dir.is_dir():
         return scan
-    if not _within(sessions_dir, state_dir):
-        scan.error(f"{sessions_dir} resolves outside the state dir: not followed")
+    if not _within(sessions_dir, agents_root(state_dir)):
+        scan.error(f"{sessions_dir} resolves outside the state dir's {_agents(state_dir)}: not followed")
         return scan
     _scan_files(scan, sessions_dir, window, include_archived, lambda: read_active_set(sessions_dir))
     return scan
@@ -356,8 +368,8 @@ def _scan_sqlite_agent(
     active = ActiveSet(frozenset(found.live), frozenset())
     exported_names = {name: sid for sid, rows in found.exports.items() for name, _ in rows}
     if sessions_dir.is_dir():
-        if not _within(sessions_dir, state_dir):
-            scan.error(f"{sessions_dir} resolves outside the state dir: not followed")
+        if not _within(sessions_dir, agents_root(state_dir)):
+            scan.error(f"{sessions_dir} resolves outside the state dir's {_agents(state_dir)}: not followed")
             return scan
         _scan_files(scan, sessions_dir, window, include_archived, lambda: active, leftovers_only=True)
         for session in scan.sessions:  # OpenClaw shortens ids over 96 bytes in export names: its row knows

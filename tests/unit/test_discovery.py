@@ -622,3 +622,43 @@ def test_resolve_transcript_refuses_escapes(tmp_path, agent, file):
 def test_resolve_transcript(tmp_path, file):
     path = resolve_transcript(tmp_path, {"agentId": "main", "file": file})
     assert path == tmp_path / "agents" / "main" / "sessions" / file
+
+
+def nemoclaw_sandbox(tmp_path: Path) -> Path:
+    """NemoClaw's sandbox layout: ``/sandbox/.openclaw/agents`` links to ``/sandbox/.openclaw-data/agents``."""
+    sandbox = tmp_path / "sandbox"
+    data_agents = sandbox / ".openclaw-data" / "agents"
+    (data_agents / "main" / "sessions").mkdir(parents=True)
+    (sandbox / ".openclaw").mkdir()
+    (sandbox / ".openclaw" / "agents").symlink_to(data_agents, target_is_directory=True)
+    return sandbox / ".openclaw"
+
+
+def test_nemoclaw_agents_link_is_followed_once(tmp_path):
+    root = nemoclaw_sandbox(tmp_path)
+    sessions = root / "agents" / "main" / "sessions"
+    (sessions / "sessions.json").write_text("{}")
+    (sessions / f"{A}.jsonl").write_text(json.dumps({"type": "session", "id": A}) + "\n")
+    set_age(sessions / f"{A}.jsonl", 3600)
+    agents, errors = list_agents(root)
+    assert (agents, errors) == (["main"], [])
+    scan = scan_agent(root, "main", WINDOW)
+    assert (files(scan), scan.errors) == ([f"{A}.jsonl"], [])
+
+
+def test_nemoclaw_escape_rules_apply_below_the_resolved_agents_folder(tmp_path):
+    root = nemoclaw_sandbox(tmp_path)
+    data_agents = tmp_path / "sandbox" / ".openclaw-data" / "agents"
+    # Inside the state dir, but outside where agents/ resolves: still an escape.
+    (root / "elsewhere" / "sessions").mkdir(parents=True)
+    (data_agents / "escape-agent").symlink_to(root / "elsewhere", target_is_directory=True)
+    (data_agents / "escape-sessions").mkdir()
+    (data_agents / "escape-sessions" / "sessions").symlink_to(tmp_path, target_is_directory=True)
+    agents, errors = list_agents(root)
+    assert agents == ["escape-sessions", "main"]
+    assert [e["agentId"] for e in errors] == ["escape-agent"]
+    assert "resolves outside the state dir's agents/ folder (" in errors[0]["reason"]
+    assert str(data_agents) in errors[0]["reason"]
+    scan = scan_agent(root, "escape-sessions", WINDOW)
+    assert scan.sessions == []
+    assert "resolves outside the state dir's agents/ folder" in scan.errors[0]["reason"]
