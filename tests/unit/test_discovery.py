@@ -625,7 +625,7 @@ def test_resolve_transcript(tmp_path, file):
 
 
 def nemoclaw_sandbox(tmp_path: Path) -> Path:
-    """NemoClaw's sandbox layout: ``/sandbox/.openclaw/agents`` links to ``/sandbox/.openclaw-data/agents``."""
+    """NemoClaw's sandbox: ``/sandbox/.openclaw/agents`` links to ``/sandbox/.openclaw-data/agents``."""
     sandbox = tmp_path / "sandbox"
     data_agents = sandbox / ".openclaw-data" / "agents"
     (data_agents / "main" / "sessions").mkdir(parents=True)
