@@ -152,8 +152,14 @@ def _staging_name(session: dict) -> str:
 
 
 def _refuse_symlinked_archive(folder: Path) -> None:
-    if (folder / discovery.ARCHIVE_DIR).is_symlink():
-        raise TranscriptError(f"{folder / discovery.ARCHIVE_DIR} is a symlink: not followed, nothing staged")
+    """Staging happens inside ``archive/`` (so archiving is a link): never through a symlink, and the
+    folders it creates are its owner's only, as transcripts hold users' secrets."""
+    archive_dir = folder / discovery.ARCHIVE_DIR
+    if archive_dir.is_symlink():
+        raise TranscriptError(f"{archive_dir} is a symlink: not followed, nothing staged")
+    folder.mkdir(exist_ok=True)  # a native SQLite-era agent may have no sessions/ folder yet
+    archive_dir.mkdir(mode=0o700, exist_ok=True)
+    (folder / STAGING_DIR).mkdir(mode=0o700, exist_ok=True)
 
 
 def _refuse_if_active(state_dir: Path, session: dict, path: Path, busy_timeout: float) -> None:
