@@ -79,6 +79,7 @@ def session_file(session_id: str) -> str:
 @contextmanager
 def connect(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> Iterator[sqlite3.Connection]:
     """A read-only connection; ``StoreError`` names the file when it cannot be opened or read."""
+    _refuse_foreign_side_files(path)
     uri = f"file:{urllib.parse.quote(str(path))}?mode=ro"
     try:
         connection = sqlite3.connect(uri, uri=True, timeout=busy_timeout, isolation_level=None)
@@ -94,6 +95,26 @@ def connect(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> I
             raise StoreError(_explain(path, exc, busy_timeout)) from None
         except sqlite3.DatabaseError as exc:  # "file is not a database", "database disk image is malformed"
             raise StoreError(f"{path}: {exc}; nothing of this agent is read") from None
+
+
+def _refuse_foreign_side_files(path: Path) -> None:
+    """A WAL database whose ``-wal``/``-shm`` are absent gets them created by any reader, read-only or
+    not. SQLite gives them the database's owner when it runs as root; as another user they would be
+    ours, and OpenClaw could no longer open its own database. Refuse that case instead."""
+    try:
+        with path.open("rb") as handle:
+            header = handle.read(20)
+        owner = path.stat().st_uid
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    in_wal_mode = len(header) == 20 and header[18] == 2
+    absent = [side for side in ("-wal", "-shm") if not Path(f"{path}{side}").exists()]
+    if in_wal_mode and absent and os.geteuid() not in (0, owner):
+        raise StoreError(
+            f"{path}: its {' and '.join(absent)} file is absent (OpenClaw closed it) and this worker runs "
+            f"as uid {os.geteuid()}, not the database owner's uid {owner}: reading would create it owned by "
+            "this worker and lock OpenClaw out; run the file tasks as OpenClaw's user"
+        )
 
 
 def _explain(path: Path, exc: sqlite3.Error, busy_timeout: float) -> str:
