@@ -24,6 +24,7 @@ from openclaw_nexus import stores
 from openclaw_nexus.config import DEFAULT_CONN_ID, state_dir
 from openclaw_nexus.redact import excerpt, scrub
 from openclaw_nexus.retry import is_transient_status, retry_args
+from openclaw_nexus.staging import Transcript
 from openclaw_nexus.transcript import TranscriptBody, TranscriptError, idempotency_key, snapshot
 
 ENDPOINT = "/api/sessions"
@@ -140,7 +141,7 @@ class SessionUploadOperator(HttpOperator):
             stores.discard(transcript)
             raise
 
-    def _send(self, context: Any, session: dict, transcript: stores.Transcript, root: Path) -> dict:
+    def _send(self, context: Any, session: dict, transcript: Transcript, root: Path) -> dict:
         label = f"{session['agentId']}/{session['sessionId']}"
         peak_before = _peak_rss_mib()
         body = TranscriptBody(transcript.path, session["agentId"], session["sessionId"])

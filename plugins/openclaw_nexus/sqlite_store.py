@@ -36,6 +36,22 @@ from pathlib import Path
 
 import zstandard
 
+from openclaw_nexus import archive, zst
+from openclaw_nexus.discovery import (
+    ARCHIVE_DIR,
+    AgentScan,
+    Window,
+    agents_folder,
+    agents_root,
+    archived_copies,
+    sessions_dir_of,
+    sort_sessions,
+    within,
+)
+from openclaw_nexus.jsonl_store import ActiveSet, open_file, record_file_archived, scan_files
+from openclaw_nexus.staging import Transcript, prepare_staging, staging_name
+from openclaw_nexus.transcript import TranscriptError
+
 DATABASE = Path("agent") / "openclaw-agent.sqlite"
 # Agent schemas this package reads: 19 is OpenClaw 2026.8.1 (the first stable SQLite release), 23 is
 # 2026.9.6, the release its tests run. A newer schema is refused until it has been tested.
@@ -383,18 +399,12 @@ def _write_cold(connection: sqlite3.Connection, path: Path, session_id: str, wri
     if len(packed) != size or hashlib.sha256(packed).hexdigest() != sha256:
         raise StoreError(f"cold archive {name} of session {session_id} fails its recorded sha256")
     events = []
-    for line in _decompress_stream(packed).splitlines():
+    for line in _unzstd(packed, f"cold archive of session {session_id}").splitlines():
         record = json.loads(line)
         if record.get("kind") == "event":
             events.append((record["row"]["seq"], record["row"]["event_json"]))
     for _, text in sorted(events):
         writer.event(text.encode("utf-8", "surrogatepass"))
-
-
-def _decompress_stream(packed: bytes) -> bytes:
-    """Frames without a content size (OpenClaw's archive and cold files) need the streaming reader."""
-    with zstandard.ZstdDecompressor().stream_reader(packed) as reader:
-        return reader.read()
 
 
 def _write_stored_export(
@@ -410,34 +420,134 @@ def _write_stored_export(
     encoding, blob, sha256, created_ms = _text(row[0]), bytes(row[1]), _text(row[2]), row[3]
     if hashlib.sha256(blob).hexdigest() != sha256:
         raise StoreError(f"{path}: stored export {archive_name} fails its recorded sha256")
-    content = _decompress_stream(blob) if encoding == "zstd" else blob
+    content = _unzstd(blob, f"stored export {archive_name}") if encoding == "zstd" else blob
     writer.write(content)  # OpenClaw's own export bytes, as they are
     writer.events = content.count(b"\n")
     return int(created_ms) * 1_000_000
 
 
-def decompress_file(source: Path, dest: Path) -> tuple[int, str]:
-    """Decompress a ``.zst`` export to ``dest`` (mode 0600, the source's mtime): (size, sha256)."""
-    info = source.stat()
-    digest = hashlib.sha256()
-    size = 0
-    partial = dest.with_name(dest.name + ".part")
-    dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+def _unzstd(packed: bytes, what: str) -> bytes:
     try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as packed:
-            reader = zstandard.ZstdDecompressor().stream_reader(packed)
-            while chunk := reader.read(_WRITE_CHUNK):
-                digest.update(chunk)
-                size += len(chunk)
-                out.write(chunk)
-            os.fsync(out.fileno())
-        os.utime(partial, ns=(info.st_mtime_ns, info.st_mtime_ns))
-        os.replace(partial, dest)
-    except zstandard.ZstdError as exc:
-        partial.unlink(missing_ok=True)
-        raise StoreError(f"{source.name} is not a readable zstd export: {exc}") from None
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
-    return size, digest.hexdigest()
+        return zst.decompress_stream(packed)
+    except zst.ZstError as exc:
+        raise StoreError(f"{what} does not decompress: {exc}") from None
+
+
+class SqliteStore:
+    """An agent with ``agent/openclaw-agent.sqlite``: the database is the authority, natively or after
+    OpenClaw's migration; OpenClaw's leftover export files in ``sessions/`` are read as files against
+    the database's live set."""
+
+    era = "sqlite"
+
+    def __init__(self, state_dir: Path, agent_id: str, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS):
+        self.state_dir = state_dir
+        self.agent_id = agent_id
+        self.agent_dir = agents_root(state_dir) / agent_id
+        self.database = database_of(self.agent_dir)
+        self.sessions_dir = sessions_dir_of(state_dir, agent_id)
+        self.busy_timeout = busy_timeout
+
+    def find(self, window: Window, *, include_archived: bool = False) -> AgentScan:
+        """The database's completed sessions, plus OpenClaw's leftover export files."""
+        scan = AgentScan(self.agent_id, era="sqlite")
+        if self.database.is_symlink() or not within(self.database, self.agent_dir):
+            scan.error(f"{self.database} is a symlink: not followed", file=str(DATABASE))
+            return scan
+        try:
+            found = scan_database(self.database, self.busy_timeout)
+        except StoreError as exc:
+            scan.error(f"agent skipped: {exc}", file=str(DATABASE))
+            return scan
+        scan.schema = found.schema
+        scan.live = found.skipped["live"]
+        sessions_dir = self.sessions_dir
+        exported_names = {name: sid for sid, rows in found.exports.items() for name, _ in rows}
+        if sessions_dir.is_dir():
+            if not within(sessions_dir, agents_root(self.state_dir)):
+                where = agents_folder(self.state_dir)
+                scan.error(f"{sessions_dir} resolves outside the state dir's {where}: not followed")
+                return scan
+            live = ActiveSet(frozenset(found.live), frozenset())
+            scan_files(scan, sessions_dir, window, include_archived, lambda: live, leftovers_only=True)
+            for session in scan.sessions:  # OpenClaw shortens ids over 96 bytes in export names
+                session["sessionId"] = exported_names.get(session["file"], session["sessionId"])
+        copies = archived_copies(sessions_dir)
+        for session_id, (session_key, mtime_ns, archived) in found.completed.items():
+            if mtime_ns in copies.get(session_id, ()):
+                scan.skipped["already_archived"] += 1
+                continue
+            reason = window.admits(mtime_ns / 1e9)
+            if reason:
+                scan.skipped[reason] += 1
+                continue
+            kind = "archived" if archived else "historical"
+            session = _db_session(self.agent_id, session_id, session_file(session_id), mtime_ns, kind)
+            scan.sessions.append({**session, "sessionKey": session_key})
+        for session_id, rows in found.exports.items():
+            if session_id in found.live or session_id in found.completed or session_id in copies:
+                continue
+            for name, created_ns in rows:
+                if (sessions_dir / name).exists() or (sessions_dir / ARCHIVE_DIR / name).exists():
+                    continue  # its file is (or was) read as a file
+                if window.admits(created_ns / 1e9):
+                    continue
+                session = _db_session(self.agent_id, session_id, session_file(name), created_ns, "deleted")
+                scan.sessions.append({**session, "archiveName": name})
+        sort_sessions(scan)
+        return scan
+
+    def live_set(self) -> ActiveSet:
+        with connect(self.database, self.busy_timeout) as connection, read_transaction(connection):
+            return ActiveSet(frozenset(live_session_ids(connection)), frozenset())
+
+    def open_transcript(self, session: dict) -> Transcript:
+        """Export a database session to a staging file in one read transaction (leftover files: as files)."""
+        if session.get("store") != "sqlite":
+            return open_file(self.state_dir, session, self.live_set)
+        staged = staging_name(session)
+        prepare_staging(self.sessions_dir)
+        try:
+            exported = export_transcript(
+                self.database,
+                session["sessionId"],
+                self.sessions_dir / staged,
+                source="export" if session.get("archiveName") else "window",
+                archive_name=session.get("archiveName"),
+                busy_timeout=self.busy_timeout,
+            )
+        except SessionNotCompleted as exc:
+            raise TranscriptError(str(exc)) from None
+        return Transcript(self.sessions_dir / staged, staged, read_seconds=exported.read_seconds)
+
+    def record_archived(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
+        """Link the staging file to ``archive/<id>[+N].jsonl``; its mtime (the session's last change) is
+        how later runs know the session is done. OpenClaw's rows stay as they are."""
+        if session.get("store") != "sqlite":
+            return record_file_archived(self.sessions_dir, session, receipt)
+        staged, duplicate = receipt["staged"], receipt.get("duplicateOf")
+        if duplicate:
+            (self.sessions_dir / staged).unlink(missing_ok=True)
+            # The copy with these bytes now stands for the session as it is: later runs see it as done.
+            os.utime(self.sessions_dir / duplicate, ns=(receipt["mtimeNs"], receipt["mtimeNs"]))
+            return archive.ArchiveOutcome(duplicate, already_done=True)
+        return archive.archive_transcript(
+            self.sessions_dir,
+            staged,
+            session["sessionId"],
+            size=receipt["size"],
+            mtime_ns=receipt["mtimeNs"],
+            sha256=receipt["sha256"],
+        )
+
+
+def _db_session(agent_id: str, session_id: str, file: str, mtime_ns: int, kind: str) -> dict:
+    return {
+        "agentId": agent_id,
+        "sessionId": session_id,
+        "file": file,
+        "size": None,
+        "mtimeNs": mtime_ns,
+        "kind": kind,
+        "store": "sqlite",
+    }

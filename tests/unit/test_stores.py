@@ -13,6 +13,7 @@ import zstandard
 
 from openclaw_nexus import stores
 from openclaw_nexus.archive import ArchiveError, find_copy, move_as_is
+from openclaw_nexus.staging import Transcript
 from openclaw_nexus.transcript import TranscriptError
 
 SID = "0b7f3c9e-5a21-4d8e-9f10-2c3b4a5d6e7f"
@@ -48,7 +49,7 @@ def zst_export(state: Path, content: bytes = CONTENT) -> dict:
     }
 
 
-def receipt_for(transcript: stores.Transcript, session: dict, duplicate: str | None = None) -> dict:
+def receipt_for(transcript: Transcript, session: dict, duplicate: str | None = None) -> dict:
     data = transcript.path.read_bytes()
     return {
         **session,

@@ -1,0 +1,179 @@
+"""
+### session_upload: completed OpenClaw sessions → Nexus → archive
+
+Finds **completed** OpenClaw agent sessions under `$OPENCLAW_STATE_DIR/agents/<agentId>/sessions/`
+(transcripts whose session is not in `sessions.json`, settled, unlocked), uploads each raw transcript
+to Nexus (`POST /api/sessions?code=…`, Connection `nexus_default`), moves each confirmed upload to
+`sessions/archive/<sessionId>.jsonl`, and reports a **JobResult** as the `job_result` task's XCom.
+
+- `find_agents`: the agents to scan (Param `agents`, default every folder under `agents/`).
+- `discover` (mapped per agent): classifies the agent's files; returns its completed sessions and errors.
+- `select`: orders every agent's sessions oldest first and caps them at `max_sessions`.
+- `deliver.upload` → `deliver.archive` (mapped per session, named `<agent>/<session>`): streams one
+  transcript to Nexus, then archives it; a failed upload blocks only its own archive.
+- `job_result`: reduces everything into the JobResult, emits the asset `nexus://sessions` when it
+  uploaded anything, and **fails when any error was reported**, so the run is red.
+
+Params: `agents`, `settle_minutes`, `max_sessions`, `dry_run`, `include_archived` (see the trigger form).
+A backfill run takes the sessions whose transcript mtime falls in its data interval.
+With a fleet (`$SESSION_UPLOAD_FLEET`) there is one such DAG per host, `session_upload_<host>`, whose
+file tasks run on that host's Celery queue.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import (
+    Asset,
+    AssetAlias,
+    CronDataIntervalTimetable,
+    Param,
+    dag,
+    get_current_context,
+    task,
+    task_group,
+)
+from airflow.sdk.exceptions import AirflowFailException
+
+from openclaw_nexus import __version__, runs
+from openclaw_nexus.config import MAX_SESSIONS_CEILING, Settings, fleet
+from openclaw_nexus.nexus import SessionUploadOperator
+
+NEXUS_SESSIONS = Asset("nexus://sessions")
+UPLOADS_ALIAS = AssetAlias("session_upload__uploads")
+SESSION_LABEL = "{{ task.session['agentId'] }}/{{ task.session['sessionId'] }}"
+ARCHIVE_LABEL = "{{ task.op_kwargs['session']['agentId'] }}/{{ task.op_kwargs['session']['sessionId'] }}"
+# What runs, visible in the UI: the DAG docs end with the package version, and one tag carries it.
+VERSION_TAG = f"session-upload:{__version__}"
+DOC_MD = f"{__doc__.rstrip()}\n\nPackage: `session-upload {__version__}`.\n"
+
+
+@task
+def find_agents(params: dict, ti=None) -> list[str]:
+    """List the agents to scan: the `agents` Param, or every folder under `agents/`."""
+    return runs.find_agents(params["agents"], ti)
+
+
+@task(map_index_template="{{ task.op_kwargs['agent_id'] }}")
+def discover(agent_id: str, params: dict, dag_run=None, data_interval_start=None, data_interval_end=None):
+    """Classify one agent's files; return its completed sessions (oldest first) and errors."""
+    window = runs.window_for(dag_run, data_interval_start, data_interval_end, params["settle_minutes"])
+    return runs.discover(agent_id, window, include_archived=params["include_archived"])
+
+
+@task
+def select(scans: list[dict], params: dict, ti=None) -> list[dict]:
+    """Take every agent's sessions oldest first, capped at `max_sessions`; none to deliver on a dry run."""
+    return runs.select(scans, params["max_sessions"], ti, dry_run=params["dry_run"])
+
+
+@task(multiple_outputs=True, map_index_template=ARCHIVE_LABEL)
+def archive(session: dict, receipt: dict) -> dict:
+    """Move the uploaded transcript to `sessions/archive/<sessionId>.jsonl`: never overwrites, retry-safe."""
+    return runs.archive(session, receipt, get_current_context()["ti"])
+
+
+@task(trigger_rule="all_done", outlets=[UPLOADS_ALIAS])
+def job_result() -> None:
+    """Reduce the run into the JobResult (its XCom), announce new uploads, and fail if anything failed."""
+    context = get_current_context()
+    result = runs.job_result(context["ti"], dry_run=context["params"]["dry_run"])
+    if result["success"] and result["itemsProcessed"] and not context["params"]["dry_run"]:
+        context["outlet_events"][UPLOADS_ALIAS].add(
+            NEXUS_SESSIONS, extra={"uploaded": result["itemsProcessed"]}
+        )
+    if not result["success"]:
+        raise AirflowFailException(f"{result['message']}, {len(result['errors'])} errors: see the JobResult")
+
+
+def build_session_upload(dag_id: str, queue: str | None = None, host: str | None = None):
+    """One session_upload DAG; with a fleet, one per host, its file tasks pinned to the host's queue."""
+    pin = {"queue": queue} if queue else {}
+    settings = Settings.from_env()
+
+    @task_group
+    def deliver(session: dict) -> None:
+        """Upload one session, then archive it: each archive waits only for its own upload."""
+        receipt = SessionUploadOperator(
+            task_id="upload",
+            session=session,
+            map_index_template=SESSION_LABEL,
+            connect_timeout=settings.connect_timeout_seconds,
+            read_timeout=settings.read_timeout_seconds,
+            http_attempts=settings.http_attempts,
+            backoff_initial=settings.backoff_initial_seconds,
+            backoff_max=settings.backoff_max_seconds,
+            **pin,
+        )
+        archive.override(**pin)(session=session, receipt=receipt.output)
+
+    @dag(
+        dag_id=dag_id,
+        schedule=CronDataIntervalTimetable(settings.schedule, timezone="UTC"),
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["openclaw", "nexus", "sessions", VERSION_TAG, *([f"host:{host}"] if host else [])],
+        doc_md=DOC_MD,
+        default_args={
+            "retries": settings.task_retries,
+            "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
+            "retry_exponential_backoff": 2.0,
+            "max_retry_delay": timedelta(minutes=10),
+        },
+        params={
+            "agents": Param(
+                [],
+                type="array",
+                items={"type": "string"},
+                title="Agents",
+                description="Agent ids to scan, one per line. Empty: every folder under agents/.",
+            ),
+            "settle_minutes": Param(
+                settings.settle_minutes,
+                type="integer",
+                minimum=0,
+                title="Settle time (minutes)",
+                description="A transcript counts only when it was last modified at least this long ago.",
+            ),
+            "max_sessions": Param(
+                settings.max_sessions,
+                type="integer",
+                minimum=1,
+                maximum=MAX_SESSIONS_CEILING,
+                title="Max sessions per run",
+                description="Oldest first; the rest wait for later runs (stays below [core] max_map_length).",
+            ),
+            "dry_run": Param(
+                False,
+                type="boolean",
+                title="Dry run",
+                description="Discover and report what would be uploaded; send nothing, move nothing.",
+            ),
+            "include_archived": Param(
+                False,
+                type="boolean",
+                title="Include archived (replay)",
+                description="Also re-send transcripts already in sessions/archive/ from the run's window, "
+                "without moving them (replay into Nexus after a loss there).",
+            ),
+        },
+    )
+    def session_upload():
+        agents = find_agents.override(**pin)()
+        scans = discover.override(**pin).expand(agent_id=agents)
+        sessions = select(scans)
+        deliver.expand(session=sessions) >> job_result()
+
+    return session_upload()
+
+
+def build_dags() -> list:
+    """Every DAG of this deployment: ``session_upload``, or with ``$SESSION_UPLOAD_FLEET`` one per host.
+
+    Call it at the top level of a file in the DAGs folder (``dags/session_upload_dag.py``): Airflow
+    registers the DAGs built while it imports that file as that file's DAGs.
+    """
+    return [build_session_upload(target.dag_id, target.queue, target.host) for target in fleet()]
