@@ -4,6 +4,11 @@
     python tools/bench.py discovery [--files N]  classify N files in one sessions folder
     python tools/bench.py memory [--sizes MB,..] peak RSS of an upload run per transcript size vs idle
     python tools/bench.py e2e [--sessions N --agents M]   the DAG vs Airflow's floor vs the plain loop
+    python tools/bench.py sqlite-discovery [--db-sessions N --files N --exports N]
+                                                 SQLite era: scan an agent database of N sessions beside
+                                                 the JSONL era's N files; read transactions of exports
+    python tools/bench.py sqlite-memory [--sizes MB,..]   peak RSS: a JSONL file vs SQLite zstd rows
+    python tools/bench.py sqlite-e2e [--sessions N --agents M]   e2e with SQLite-era sessions
     python tools/bench.py all
 
 Each section prints a Markdown table (what the README's benchmark section shows).
@@ -15,6 +20,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -179,17 +186,19 @@ def _write_transcript(path: Path, size: int, session_id: str) -> None:
     os.utime(path, (old, old))
 
 
-def _dags_test_peak_rss(sandbox) -> tuple[int, float, str]:
-    """Run `airflow dags test` and return (peak RSS in bytes of it and its children, seconds, state)."""
+def _dags_test_peak_rss(sandbox, output: Path | None = None) -> tuple[int, float, str]:
+    """Run `airflow dags test` and return (peak RSS in bytes of it and its children, seconds, state);
+    its output goes to ``output`` when given."""
     start = time.perf_counter()
-    proc = subprocess.Popen(
-        [str(BIN / "airflow"), "dags", "test", "session_upload"],
-        env=sandbox.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        cwd=sandbox.home,
-    )
-    _, _, usage = os.wait4(proc.pid, 0)
+    with open(output or os.devnull, "wb") as sink:
+        proc = subprocess.Popen(
+            [str(BIN / "airflow"), "dags", "test", "session_upload"],
+            env=sandbox.env(),
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            cwd=sandbox.home,
+        )
+        _, _, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     outcome = sandbox._outcome(0, "")
     return usage.ru_maxrss * 1024, seconds, outcome.state
@@ -292,7 +301,7 @@ def _timed_run(stack, dag_id: str, conf: dict, timeout: float) -> tuple[float, s
     return time.perf_counter() - start, run["state"]
 
 
-def bench_e2e(sessions: int, agents: int) -> None:
+def bench_e2e(sessions: int, agents: int, era: str = "jsonl") -> None:
     from tools.airflow_stack import AirflowStack
     from tools.nexus_standin import NexusStandin
 
@@ -304,14 +313,20 @@ def bench_e2e(sessions: int, agents: int) -> None:
     api_key = "bench-" + os.urandom(8).hex()
     rows = []
     with NexusStandin(api_key=api_key, record_dir=work / "nexus", store_bodies=False) as nexus:
-        loop_state = work / "loop-state"
-        _bench_state(loop_state, sessions, agents, "loop")
-        start = time.perf_counter()
-        uploaded = _plain_loop(loop_state, nexus.url, api_key)
+        loop_state, dag_state = work / "loop-state", work / "dag-state"
+        loop_reads: list[float] = []
+        if era == "sqlite":
+            _bench_sqlite_state(loop_state, sessions, agents, tag=1)
+            _bench_sqlite_state(dag_state, sessions, agents, tag=2)
+            start = time.perf_counter()
+            uploaded, loop_reads = _plain_loop_stores(loop_state, nexus.url, api_key)
+        else:
+            _bench_state(loop_state, sessions, agents, "loop")
+            _bench_state(dag_state, sessions, agents, "dag")
+            start = time.perf_counter()
+            uploaded = _plain_loop(loop_state, nexus.url, api_key)
         loop_s = time.perf_counter() - start
 
-        dag_state = work / "dag-state"
-        _bench_state(dag_state, sessions, agents, "dag")
         env = {
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             # Yearly from 2026-01-01: unpausing creates no scheduled run to compete with the measured ones.
@@ -341,6 +356,7 @@ def bench_e2e(sessions: int, agents: int) -> None:
             dag_s, dag_state_name = _timed_run(
                 stack, "session_upload", {"max_sessions": min(sessions, 1000), "settle_minutes": 0}, timeout
             )
+            dag_reads = _reads_logged(stack.home / "logs")
         archived = sum(1 for _ in dag_state.glob("agents/*/sessions/archive/*.jsonl"))
     per_min = lambda seconds: f"{sessions / seconds * 60:,.0f}"  # noqa: E731
     rows.append(["plain loop (one process)", f"{loop_s:.1f}", per_min(loop_s), f"{uploaded} uploaded"])
@@ -348,22 +364,484 @@ def bench_e2e(sessions: int, agents: int) -> None:
     rows.append(
         ["session_upload DAG", f"{dag_s:.1f}", per_min(dag_s), f"{dag_state_name}, {archived} archived"]
     )
+    what = "SQLite-era sessions (OpenClaw's database)" if era == "sqlite" else "sessions"
     table(
-        f"End to end: {sessions} sessions across {agents} agents, embedded SQLite + LocalExecutor",
+        f"End to end: {sessions} {what} across {agents} agents, embedded SQLite + LocalExecutor",
         ["variant", "wall seconds", "sessions/min", "outcome"],
         rows,
     )
     print(f"\nDAG/floor = {dag_s / floor_s:.2f} (target ≤ 1.15); DAG/loop = {dag_s / loop_s:.1f}")
+    if era == "sqlite":
+        print(f"Read transaction per session, DAG run (from the upload logs): {_percentiles(dag_reads)}")
+        print(f"Read transaction per session, plain loop: {_percentiles(loop_reads)}")
+
+
+# --- 5. SQLite era (OpenClaw 2026.8+): discovery, upload memory, read transactions ------------------
+#
+# Every agent database starts as one OpenClaw itself wrote (its doctor migrates a JSONL-era sample) and is
+# then scaled in SQL with Node's SQLite, the engine OpenClaw writes with: OpenClaw's CHECK constraints use
+# ``octet_length``, newer than Python's SQLite, so Python cannot insert rows that pass them.
+
+# Clones one completed (archived) session of the database: ``spec.sessions`` new windows with new ids and
+# the prototype's events (and event identities), in one write transaction. The first
+# ``live_nodes * per_node`` are chats that rolled over: per unarchived node, ``per_node - 1`` superseded
+# windows and the current one (its entry also names its previous window, which keeps that one live too).
+# The rest are archived nodes of one window each. Every ``settling_every``-th window changed just now.
+_SCALE_JS = r"""
+const { DatabaseSync } = require("node:sqlite");
+const db = new DatabaseSync(process.argv[1]);
+const spec = JSON.parse(process.argv[2]);
+const run = (sql, params = {}) => {
+  const used = Object.fromEntries(Object.entries(params).filter(([k]) => sql.includes(":" + k)));
+  return db.prepare(sql).run(used);
+};
+db.exec("PRAGMA busy_timeout = 5000");
+db.exec("BEGIN IMMEDIATE");
+const proto = db.prepare(
+  "SELECT w.session_id AS sid FROM session_windows AS w JOIN session_nodes AS n USING (session_key)" +
+  " WHERE n.archived_at IS NOT NULL ORDER BY w.session_id LIMIT 1").get().sid;
+const p = { ...spec, proto, grouped: spec.live_nodes * spec.per_node, settling: spec.settling_every || -1 };
+db.exec("CREATE TEMP TABLE plan (i INTEGER PRIMARY KEY, sid TEXT, key TEXT, prev TEXT, grouped INTEGER," +
+  " pos INTEGER, at INTEGER)");
+run(`WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < :sessions)
+  INSERT INTO temp.plan SELECT i, printf('%08x-0000-4000-8000-%012x', :tag, i),
+    CASE WHEN i < :grouped THEN printf('agent:%s:bench-chat-%d', :agent, i / :per_node)
+         ELSE printf('agent:%s:bench-archived-%d', :agent, i) END,
+    CASE WHEN i < :grouped AND i % :per_node > 0 THEN printf('%08x-0000-4000-8000-%012x', :tag, i - 1) END,
+    i < :grouped, CASE WHEN i < :grouped THEN i % :per_node END,
+    CASE WHEN i % :settling = :settling - 1 THEN :now_ms ELSE :old_ms + i END
+  FROM c`, p);
+run(`INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at, status, created_at,
+    created_via, archived_at)
+  SELECT key, sid, json_object('sessionId', sid, 'updatedAt', at, 'archivedAt', at, 'archiveReason',
+    'age-retention', 'chatType', 'direct', 'delivery', json_object('kind', 'none')), at, 'done', at - 60000,
+    'channel', at FROM temp.plan WHERE NOT grouped`, p);
+run(`INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at, status, created_at,
+    created_via)
+  SELECT key, sid, json_object('sessionId', sid, 'previousSessionId', prev, 'updatedAt', at, 'chatType',
+    'direct', 'delivery', json_object('kind', 'none')), at, 'done', at - 60000, 'channel'
+  FROM temp.plan WHERE grouped AND pos = :per_node - 1`, p);
+run(`INSERT INTO session_windows (session_id, session_key, previous_session_id, created_at, updated_at,
+    transcript_updated_at, started_at, ended_at, status, chat_type)
+  SELECT sid, key, prev, at - 60000, at, at - 1000, at - 60000, at - 1000, 'done', 'direct' FROM temp.plan`);
+run(`INSERT INTO transcript_events (session_id, seq, event_json, created_at, event_zstd, event_utf8_bytes,
+    navigation_json)
+  SELECT plan.sid, e.seq, replace(e.event_json, :proto, plan.sid), e.created_at, e.event_zstd,
+    e.event_utf8_bytes, e.navigation_json
+  FROM temp.plan AS plan, transcript_events AS e WHERE e.session_id = :proto ORDER BY plan.sid, e.seq`, p);
+run(`INSERT INTO transcript_event_identities (session_id, event_id, seq, event_type, parent_id,
+    message_idempotency_key, created_at)
+  SELECT plan.sid, replace(i.event_id, :proto, plan.sid), i.seq, i.event_type, i.parent_id,
+    i.message_idempotency_key, i.created_at
+  FROM temp.plan AS plan, transcript_event_identities AS i WHERE i.session_id = :proto`, p);
+db.exec("COMMIT");
+db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+const count = (sql) => db.prepare(sql).get().n;
+console.log(JSON.stringify({
+  proto,
+  windows: count("SELECT count(*) AS n FROM session_windows"),
+  events: count("SELECT count(*) AS n FROM transcript_events"),
+}));
+db.close();
+"""
+
+# One archived session of ``spec.size`` bytes (its export form), written the way OpenClaw stores events:
+# UTF-8 events of 1 KiB to 4 MiB without ``\u`` escapes or NUL are zstd level 1 compressed when that saves
+# at least 64 bytes and 10 %; compressed rows carry ``event_utf8_bytes`` and a navigation projection. Event
+# sizes: 60 % short messages (stored as text), 30 % 2 to 64 KiB, 10 % 0.25 to 3 MiB tool outputs, cut from a
+# pool of word-like text (compresses about as well as prose).
+_BIG_SESSION_JS = r"""
+const { DatabaseSync } = require("node:sqlite");
+const zlib = require("node:zlib");
+const db = new DatabaseSync(process.argv[1]);
+const spec = JSON.parse(process.argv[2]);
+const NAV = JSON.stringify({ version: 1, report: { kind: "leaf" }, navigation: {}, reset: {}, model: {},
+  modelBytes: 0, modelWithoutCheckpointBytes: 0, withoutCustomDataBytes: 0 });
+let seed = 7;
+const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296;
+const letters = "abcdefghijklmnopqrstuvwxyz";
+const words = Array.from({ length: 5000 }, () => {
+  let w = "";
+  for (let k = 2 + Math.floor(rand() * 9); k > 0; k--) w += letters[Math.floor(rand() * 26)];
+  return w;
+});
+const extras = ["café", "✓", "日本語", "naïve", '"quoted"', "\n", "{", "}", "=>", "42", "3.14", "x_1"];
+const parts = [];
+for (let n = 0; n < 1500000; n++) parts.push(rand() < 0.08 ? extras[Math.floor(rand() * extras.length)]
+  : words[Math.floor(Math.pow(rand(), 2) * words.length)]);
+const pool = parts.join(" ");
+const { sid, key, at } = spec;
+db.exec("PRAGMA busy_timeout = 5000");
+db.exec("BEGIN IMMEDIATE");
+db.prepare(`INSERT INTO session_nodes (session_key, current_session_id, entry_json, updated_at, status,
+    created_at, created_via, archived_at) VALUES (?, ?, ?, ?, 'done', ?, 'channel', ?)`).run(key, sid,
+  JSON.stringify({ sessionId: sid, updatedAt: at, archivedAt: at, archiveReason: "manual",
+    delivery: { kind: "none" } }), at, at - 3600000, at);
+db.prepare(`INSERT INTO session_windows (session_id, session_key, created_at, updated_at,
+    transcript_updated_at, status) VALUES (?, ?, ?, ?, ?, 'done')`).run(sid, key, at - 3600000, at, at);
+const insert = db.prepare(`INSERT INTO transcript_events (session_id, seq, event_json, created_at,
+    event_zstd, event_utf8_bytes, navigation_json) VALUES (?, ?, ?, ?, ?, ?, ?)`);
+const level = { params: { [zlib.constants.ZSTD_c_compressionLevel]: 1 } };
+let seq = 0, size = 0, compressed = 0, stored = 0;
+const store = (text) => {
+  const utf8 = Buffer.from(text, "utf8");
+  let packed = null;
+  if (utf8.length >= 1024 && utf8.length <= 4194304 && !text.includes("\\u") && !text.includes("\0")) {
+    const z = zlib.zstdCompressSync(utf8, level);
+    if (utf8.length - z.length >= 64 && z.length <= utf8.length * 0.9) packed = z;
+  }
+  if (packed) {
+    insert.run(sid, seq, null, at, packed, utf8.length, NAV);
+    compressed++;
+    stored += packed.length;
+  } else {
+    insert.run(sid, seq, text, at, null, null, null);
+    stored += utf8.length;
+  }
+  seq++;
+  size += utf8.length + 1;
+};
+store(JSON.stringify({ type: "session", version: 3, id: sid, timestamp: new Date(at - 3600000).toISOString(),
+  cwd: "/home/claw" }));
+while (size < spec.size) {
+  const r = rand();
+  const length = Math.floor(r < 0.6 ? 200 + rand() * 700 : r < 0.9 ? 2048 + rand() * 63488
+    : 262144 + rand() * 2883584);
+  const start = Math.floor(rand() * (pool.length - length));
+  store(JSON.stringify({ type: "message", id: `b${seq}`, parentId: `b${seq - 1}`,
+    timestamp: new Date(at - 3600000 + seq).toISOString(),
+    message: { role: r < 0.6 ? "user" : "toolResult", content: [{ type: "text",
+      text: pool.slice(start, start + length) }] } }));
+}
+db.exec("COMMIT");
+db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
+console.log(JSON.stringify({ events: seq, size, compressed, stored }));
+db.close();
+"""
+
+_READ_LOG_RE = re.compile(r"Read (\S+) from OpenClaw's database in ([0-9.]+) s")
+
+
+def openclaw_template(dest: Path, agents: list[str], *, completed: int = 3, seed: int = 7) -> Path:
+    """A state dir whose agent databases OpenClaw itself wrote: the JSONL-era sample migrated by its own
+    doctor. The one place the benchmarks get OpenClaw from (tools/openclaw_fixture installs and runs it)."""
+    from tools.make_sample_state import make_state
+    from tools.openclaw_fixture import OpenClaw
+
+    make_state(dest, agents, completed, seed=seed)
+    # An empty config: the doctor finds the agents on disk (a config listing several agents would also
+    # need agents.ownership="explicit").
+    OpenClaw.installed().run(
+        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=dest, config={}
+    )
+    return dest
+
+
+def _node_sqlite(database: Path, script: str, spec: dict, timeout: float = 3600) -> dict:
+    """Run ``script`` on ``database`` with OpenClaw's Node (its SQLite), return the JSON it prints."""
+    from tools.openclaw_fixture import OpenClaw
+
+    done = subprocess.run(
+        [str(OpenClaw.installed().node), "-e", script, str(database), json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"node failed on {database}:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _database(state: Path, agent: str) -> Path:
+    from openclaw_nexus import sqlite_store
+
+    return sqlite_store.database_of(state / "agents" / agent)
+
+
+def scale_agent(
+    state: Path,
+    agent: str,
+    sessions: int,
+    *,
+    tag: int = 1,
+    live_nodes: int = 0,
+    per_node: int = 10,
+    settling_every: int = 0,
+    age_seconds: float = 86400,
+) -> dict:
+    """Add ``sessions`` windows to the agent's database by cloning its archived session (see _SCALE_JS)."""
+    now_ms = int(time.time() * 1000)
+    spec = {
+        "sessions": sessions,
+        "tag": tag,
+        "agent": agent,
+        "live_nodes": min(live_nodes, sessions // per_node),
+        "per_node": per_node,
+        "settling_every": settling_every,
+        "now_ms": now_ms,
+        "old_ms": now_ms - int(age_seconds * 1000),
+    }
+    return _node_sqlite(_database(state, agent), _SCALE_JS, spec)
+
+
+def big_session(state: Path, agent: str, size: int, session_id: str) -> dict:
+    """Add one archived session of ``size`` bytes with OpenClaw's zstd rows (see _BIG_SESSION_JS)."""
+    at = int((time.time() - 3600) * 1000)
+    spec = {"size": size, "sid": session_id, "key": f"agent:{agent}:bench:{session_id}", "at": at}
+    return _node_sqlite(_database(state, agent), _BIG_SESSION_JS, spec)
+
+
+def _percentiles(values: list[float]) -> str:
+    if not values:
+        return "none"
+    ordered = sorted(values)
+    p99 = ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+    median = statistics.median(ordered)
+    return f"max {ordered[-1]:.4f} s, p99 {p99:.4f} s, median {median:.4f} s (n={len(ordered)})"
+
+
+def _reads_logged(root: Path) -> list[float]:
+    """Every "Read <agent>/<session> from OpenClaw's database in X s" the upload tasks logged under root."""
+    reads = []
+    for path in [root] if root.is_file() else root.rglob("*"):
+        if path.is_file():
+            reads += [float(m.group(2)) for m in _READ_LOG_RE.finditer(path.read_text(errors="replace"))]
+    return reads
+
+
+def _archive_copies(state: Path, agent: str, completed: dict, share: float) -> int:
+    """Archive copies (as the upload makes them, mtime = last change) for ``share`` of the sessions."""
+    archive = state / "agents" / agent / "sessions" / "archive"
+    archive.mkdir(parents=True, exist_ok=True)
+    made = 0
+    for n, (session_id, (_, mtime_ns, _)) in enumerate(sorted(completed.items())):
+        if n % 100 < share * 100:
+            path = archive / f"{session_id}.jsonl"
+            path.write_bytes(b'{"type":"session"}\n')
+            os.utime(path, ns=(mtime_ns, mtime_ns))
+            made += 1
+    return made
+
+
+def bench_sqlite_discovery(sessions: int, files: int, exports: int) -> None:
+    """Discovery over an agent database of ``sessions`` windows, beside the JSONL era's ``files`` files;
+    then the read transaction of exporting ``exports`` of its sessions."""
+    from openclaw_nexus import sqlite_store, stores
+    from openclaw_nexus.discovery import Window, scan_agent
+
+    work = Path(tempfile.mkdtemp(prefix="bench-sqlite-discovery-"))
+    state = openclaw_template(work / "state", ["main"])
+    database = _database(state, "main")
+    existing = sqlite_store.scan_database(database)
+    start = time.perf_counter()
+    grown = scale_agent(
+        state,
+        "main",
+        max(0, sessions - len(existing.completed) - len(existing.live)),
+        live_nodes=max(1, sessions // 50),
+        per_node=10,
+        settling_every=100,
+    )
+    build_s = time.perf_counter() - start
+    window = Window(now=time.time(), settle_seconds=300)
+
+    jsonl_root = work / "jsonl"
+    _make_big_folder(jsonl_root / "agents" / "main" / "sessions", files)
+    jsonl_s, jsonl = _timed(lambda: scan_agent(jsonl_root, "main", window))
+    db_s, found = _timed(lambda: sqlite_store.scan_database(database))
+    first_s, first = _timed(lambda: scan_agent(state, "main", window))
+    copies = _archive_copies(state, "main", found.completed, 0.95)
+    steady_s, steady = _timed(lambda: scan_agent(state, "main", window))
+    size_mb = sum(p.stat().st_size for p in database.parent.glob("openclaw-agent.sqlite*")) / MB
+
+    def result(scan) -> str:
+        live = f", {scan.live:,} live" if scan.live is not None else ""
+        return f"{len(scan.sessions):,} completed{live}, skipped {dict(scan.skipped)}"
+
+    table(
+        f"Discovery, JSONL era vs SQLite era (best of 3; target ≤ 2 s). SQLite: {grown['windows']:,} "
+        f"windows, {grown['events']:,} event rows, {size_mb:.0f} MB, built from OpenClaw's own database "
+        f"in {build_s:.1f} s",
+        ["what", "seconds", "sessions/s", "result"],
+        [
+            [
+                f"JSONL: scan_agent, {files:,} files",
+                f"{jsonl_s:.3f}",
+                f"{files / jsonl_s:,.0f}",
+                result(jsonl),
+            ],
+            [
+                "SQLite: scan_database alone (one read transaction)",
+                f"{db_s:.3f}",
+                f"{grown['windows'] / db_s:,.0f}",
+                f"{len(found.completed):,} completed, {len(found.live):,} live ids",
+            ],
+            [
+                "SQLite: scan_agent, nothing archived yet (first run)",
+                f"{first_s:.3f}",
+                f"{grown['windows'] / first_s:,.0f}",
+                result(first),
+            ],
+            [
+                f"SQLite: scan_agent, steady state ({copies:,} sessions have archive copies)",
+                f"{steady_s:.3f}",
+                f"{grown['windows'] / steady_s:,.0f}",
+                result(steady),
+            ],
+        ],
+    )
+
+    picked = first.sessions[:: max(1, len(first.sessions) // max(1, exports))][:exports]
+    reads, walls = [], []
+    for session in picked:
+        start = time.perf_counter()
+        transcript = stores.open_transcript(state, session)
+        walls.append(time.perf_counter() - start)
+        reads.append(transcript.read_seconds)
+        stores.discard(transcript)
+    table(
+        f"Exports from the {grown['windows']:,}-window database: one read transaction per session",
+        ["what", "seconds"],
+        [
+            ["read transaction (Exported.read_seconds)", _percentiles(reads)],
+            ["whole export (connect, schema check, live re-check, write, fsync)", _percentiles(walls)],
+            ["discovery's own read transaction (scan_database, with connect)", f"{db_s:.4f} s"],
+        ],
+    )
+    shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_sqlite_memory(sizes_mb: list[int]) -> None:
+    """Peak RSS of an upload run: one transcript of each size, as a JSONL file and as zstd rows in
+    OpenClaw's database, side by side, each against its own era's idle run."""
+    from tools.nexus_standin import NexusStandin
+
+    work = Path(tempfile.mkdtemp(prefix="bench-sqlite-memory-"))
+    airflow_template = work / "airflow-template"
+    migrate(airflow_template)
+    oc_template = openclaw_template(work / "openclaw-template", ["main"])
+    rows = []
+    with NexusStandin(api_key="bench-key", record_dir=work / "nexus", store_bodies=False) as nexus:
+        for era in ("jsonl", "sqlite"):
+            baseline = None
+            for size_mb in [0, *sizes_mb]:
+                state = work / f"state-{era}-{size_mb}"
+                sid = f"bench-{era}-{size_mb}mb"
+                detail = ""
+                if era == "jsonl":
+                    sessions = state / "agents" / "main" / "sessions"
+                    sessions.mkdir(parents=True)
+                    (sessions / "sessions.json").write_text("{}")
+                    _write_transcript(sessions / f"{sid}.jsonl", max(size_mb * MB, 1), sid)
+                else:
+                    shutil.copytree(oc_template, state, symlinks=True)
+                    if size_mb:
+                        made = big_session(state, "main", size_mb * MB, sid)
+                        detail = (
+                            f"{made['events']:,} events, {made['compressed']:,} zstd rows, "
+                            f"{made['stored'] / MB:.0f} MB stored; "
+                        )
+                sandbox = new_sandbox(airflow_template, work / f"airflow-{era}-{size_mb}", state, nexus.url)
+                sandbox.api_key = "bench-key"
+                output = work / f"dags-test-{era}-{size_mb}.log"
+                peak, seconds, state_name = _dags_test_peak_rss(sandbox, output)
+                baseline = peak if baseline is None else baseline
+                reads = _reads_logged(output)
+                read = f"{max(reads):.3f}" if reads else "n/a"
+                what = f"{era}: " + ("idle (small transcripts)" if size_mb == 0 else f"{size_mb} MB")
+                rows.append(
+                    [
+                        what,
+                        f"{peak / MB:.0f}",
+                        f"{(peak - baseline) / MB:+.0f}",
+                        f"{seconds:.1f}",
+                        read,
+                        f"{detail}{state_name}",
+                    ]
+                )
+                shutil.rmtree(state, ignore_errors=True)
+    table(
+        "Peak RSS of an `airflow dags test` run uploading one transcript, JSONL file vs SQLite zstd rows "
+        "(target ≤ 80 MB above idle)",
+        ["transcript", "peak RSS (MB)", "above idle (MB)", "run seconds", "longest read (s)", "run state"],
+        rows,
+    )
+
+
+def _bench_sqlite_state(root: Path, sessions: int, agents: int, tag: int) -> None:
+    """``sessions`` completed SQLite-era sessions across ``agents`` agents, in databases OpenClaw wrote."""
+    from openclaw_nexus.discovery import Window, scan_agent
+
+    names = [f"agent-{a:02d}" for a in range(agents)]
+    openclaw_template(root, names, completed=1, seed=tag)
+    window = Window(now=time.time() + 3600, settle_seconds=0)
+    for a, agent in enumerate(names):
+        have = len(scan_agent(root, agent, window).sessions)
+        scale_agent(root, agent, max(0, sessions // agents - have), tag=tag * 256 + a, age_seconds=3600)
+
+
+def _plain_loop_stores(state: Path, nexus_url: str, api_key: str) -> tuple[int, list[float]]:
+    """The plain loop through the store interface (both eras): discovery, export, upload, archive."""
+    import requests
+
+    from openclaw_nexus import stores
+    from openclaw_nexus.discovery import Window, list_agents, scan_agent
+    from openclaw_nexus.transcript import TranscriptBody, idempotency_key
+
+    window = Window(now=time.time(), settle_seconds=0)
+    done, reads = 0, []
+    with requests.Session() as http:
+        for agent in list_agents(state)[0]:
+            for s in scan_agent(state, agent, window).sessions:
+                transcript = stores.open_transcript(state, s)
+                if transcript.read_seconds is not None:
+                    reads.append(transcript.read_seconds)
+                body = TranscriptBody(transcript.path, agent, s["sessionId"])
+                response = http.post(
+                    f"{nexus_url}/api/sessions",
+                    params={"code": api_key},
+                    data=body,
+                    headers={
+                        "Content-Type": "application/json",
+                        "Idempotency-Key": idempotency_key(s["sessionId"], body.sha256),
+                    },
+                    timeout=(10, 300),
+                )
+                response.raise_for_status()
+                receipt = {
+                    "staged": transcript.staged,
+                    "duplicateOf": None,
+                    "size": body.size,
+                    "mtimeNs": transcript.path.stat().st_mtime_ns,
+                    "sha256": body.sha256,
+                }
+                stores.record_archived(state, s, receipt)
+                done += 1
+    return done, reads
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="session_upload benchmarks")
-    parser.add_argument("what", choices=["import", "discovery", "memory", "e2e", "all"])
+    parser.add_argument(
+        "what",
+        choices=[
+            "import",
+            "discovery",
+            "memory",
+            "e2e",
+            "sqlite-discovery",
+            "sqlite-memory",
+            "sqlite-e2e",
+            "all",
+        ],
+    )
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--sizes", default="10,100,500", help="transcript sizes in MB for `memory`")
     parser.add_argument("--sessions", type=int, default=1000)
     parser.add_argument("--agents", type=int, default=10)
+    parser.add_argument("--db-sessions", type=int, default=100_000, help="sessions in the agent database")
+    parser.add_argument("--exports", type=int, default=1000, help="sessions exported by `sqlite-discovery`")
     args = parser.parse_args(argv)
     print(f"Machine: {machine()}")
     if args.what in ("import", "all"):
@@ -374,6 +852,12 @@ def main(argv: list[str] | None = None) -> int:
         bench_memory([int(s) for s in args.sizes.split(",")])
     if args.what in ("e2e", "all"):
         bench_e2e(args.sessions, args.agents)
+    if args.what in ("sqlite-discovery", "all"):
+        bench_sqlite_discovery(args.db_sessions, args.files, args.exports)
+    if args.what in ("sqlite-memory", "all"):
+        bench_sqlite_memory([int(s) for s in args.sizes.split(",")])
+    if args.what in ("sqlite-e2e", "all"):
+        bench_e2e(args.sessions, args.agents, era="sqlite")
     return 0
 
 

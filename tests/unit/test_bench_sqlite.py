@@ -1,0 +1,58 @@
+"""Smoke test of the SQLite-era benchmarks (tools/bench.py) at a tiny scale: the databases OpenClaw
+writes are scaled in SQL, discovered, exported and uploaded, so the figures the benchmarks print come
+from code that works. Needs OpenClaw (tools/openclaw_fixture installs it once, cached)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from openclaw_nexus import sqlite_store
+from openclaw_nexus.discovery import Window, list_agents, scan_agent
+from tools import bench
+from tools.nexus_standin import NexusStandin
+
+fixture = pytest.importorskip("tools.openclaw_fixture", reason="tools/openclaw_fixture.py is not there yet")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def openclaw():
+    try:
+        return fixture.OpenClaw.installed()
+    except fixture.FixtureUnavailable as exc:
+        pytest.skip(f"OpenClaw cannot be installed here: {exc}")
+
+
+def test_sqlite_discovery_prints_both_eras(capsys):
+    bench.main(["sqlite-discovery", "--db-sessions", "300", "--files", "300", "--exports", "10"])
+    out = capsys.readouterr().out
+    assert "SQLite: 300 windows" in out
+    assert "| JSONL: scan_agent, 300 files |" in out
+    assert "steady state" in out
+    assert "read transaction (Exported.read_seconds) | max " in out
+
+
+def test_big_session_is_stored_as_openclaw_does_and_exports_whole(tmp_path):
+    state = bench.openclaw_template(tmp_path / "state", ["main"])
+    made = bench.big_session(state, "main", 3 * bench.MB, "bench-big")
+    assert made["compressed"] > 0 and made["events"] > made["compressed"]  # short events stay text
+    assert made["stored"] < made["size"]
+    database = sqlite_store.database_of(state / "agents" / "main")
+    assert "bench-big" in sqlite_store.scan_database(database).completed
+    exported = sqlite_store.export_transcript(database, "bench-big", tmp_path / "out.jsonl")
+    assert (exported.size, exported.events) == (made["size"], made["events"])
+    lines = (tmp_path / "out.jsonl").read_bytes().splitlines()
+    assert json.loads(lines[0])["id"] == "bench-big"
+    assert all(json.loads(line)["type"] == "message" for line in lines[1:])
+
+
+def test_sqlite_state_goes_through_the_plain_loop_once(tmp_path):
+    state = tmp_path / "state"
+    bench._bench_sqlite_state(state, sessions=20, agents=2, tag=1)
+    window = Window(now=4102444800.0, settle_seconds=0)
+    assert sum(len(scan_agent(state, a, window).sessions) for a in list_agents(state)[0]) == 20
+    with NexusStandin(api_key="k", record_dir=tmp_path / "nexus", store_bodies=False) as nexus:
+        uploaded, reads = bench._plain_loop_stores(state, nexus.url, "k")
+    assert uploaded == 20 and len(reads) == 20
+    assert sum(len(scan_agent(state, a, window).sessions) for a in list_agents(state)[0]) == 0
