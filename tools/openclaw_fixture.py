@@ -6,11 +6,14 @@ import contextlib
 import fcntl
 import json
 import os
+import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -229,6 +232,74 @@ class OpenClaw:
         """``run`` and parse its stdout as JSON."""
         return json.loads(self.run(args, state_dir, **kwargs).stdout)
 
+    # -- gateway --------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def gateway(
+        self,
+        state_dir: Path,
+        config: dict,
+        scratch: Path,
+        *,
+        env: dict[str, str] | None = None,
+        ready_timeout: float = 180,
+    ) -> Iterator[Gateway]:
+        """``openclaw gateway run`` on 127.0.0.1 only, token auth, for ``state_dir``; yields a
+        :class:`Gateway` once it logged ``[gateway] ready``. On exit: SIGTERM to the gateway (a clean
+        shutdown: it closes its databases), then anything left in its process group is killed."""
+        port = free_port()
+        token = secrets.token_hex(16)
+        config = json.loads(json.dumps(config))
+        config["gateway"] = {
+            **config.get("gateway", {}),
+            "mode": "local",
+            "port": port,
+            "bind": "loopback",
+            "auth": {"mode": "token", "token": token},
+        }
+        scratch.mkdir(parents=True, exist_ok=True)
+        config_path = scratch / "openclaw.json"
+        config["logging"] = {**config.get("logging", {}), "file": str(scratch / "openclaw.log")}
+        config_path.write_text(json.dumps(config, indent=2))
+        environment = self.environment(state_dir, scratch, config_path, extra=env)
+        out_path = scratch / f"gateway-{port}.out"
+        args = [
+            "gateway",
+            "run",
+            "--bind",
+            "loopback",
+            "--port",
+            str(port),
+            "--auth",
+            "token",
+            "--token",
+            token,
+        ]
+        with open(out_path, "wb") as out:
+            process = subprocess.Popen(
+                self.command(args),
+                env=environment,
+                cwd=scratch,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            deadline = time.monotonic() + ready_timeout
+            while b"[gateway] ready" not in out_path.read_bytes():
+                if process.poll() is not None:
+                    raise RuntimeError(f"gateway exited ({process.returncode}): {_tail(out_path)}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"gateway not ready after {ready_timeout} s: {_tail(out_path)}")
+                time.sleep(0.3)
+            yield Gateway(self, state_dir, scratch, config_path, port, token, process, out_path, env or {})
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=60)
+            _kill_group(process)
+
 
 def default_config(state_dir: Path) -> dict:
     """A config naming every agent folder under ``state_dir/agents`` (so ``--all-agents`` sees them)."""
@@ -237,6 +308,152 @@ def default_config(state_dir: Path) -> dict:
     return {"agents": {"entries": {agent: {} for agent in agents}}} if agents else {}
 
 
-if __name__ == "__main__":
-    started = time.monotonic()
-    print(OpenClaw.installed().version(), f"({time.monotonic() - started:.1f} s)")
+# -- JSONL era (OpenClaw <= 2026.7) ---------------------------------------------------------------------
+def _compact(obj: Any) -> str:
+    """``JSON.stringify(obj)`` for the values used here (no floats, no lone surrogates): compact, keys in
+    order, non-ASCII kept, so OpenClaw's import rebuilds these lines byte for byte."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def _iso(ms: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms / 1000)) + f".{ms % 1000:03d}Z"
+
+
+def _file_stamp(ms: int) -> str:
+    """OpenClaw's archive timestamp in file names: ISO with ``:`` replaced by ``-``."""
+    return _iso(ms).replace(":", "-")
+
+
+def jsonl_transcript(session_id: str, start_ms: int, turns: int, tag: str) -> bytes:
+    """A JSONL-era transcript the way OpenClaw 2026.7 wrote it: a ``session`` header, then a chain of
+    ``message`` entries (``id``/``parentId``), one compact JSON object per line."""
+    lines = [
+        {
+            "type": "session",
+            "version": 3,
+            "id": session_id,
+            "timestamp": _iso(start_ms),
+            "cwd": "/home/claw/work",
+        }
+    ]
+    parent = None
+    ms = start_ms
+    for turn in range(turns):
+        for role, text in (
+            ("user", f'{tag} question {turn}: café ✓ "quoted" \\ tab\there'),
+            ("assistant", f"{tag} answer {turn}: 日本語, emoji 🦀, line\nbreak"),
+        ):
+            ms += 1500
+            entry_id = f"{session_id[:8]}{turn:02d}{role[0]}"
+            content: Any = text if role == "user" else [{"type": "text", "text": text}]
+            message: dict[str, Any] = {"role": role, "content": content, "timestamp": ms}
+            if role == "assistant":
+                message.update({"provider": "standin", "model": "standin-1", "stopReason": "stop"})
+            lines.append(
+                {
+                    "type": "message",
+                    "id": entry_id,
+                    "parentId": parent,
+                    "timestamp": _iso(ms),
+                    "message": message,
+                }
+            )
+            parent = entry_id
+    return "".join(_compact(line) + "\n" for line in lines).encode()
+
+
+def write_jsonl_agent(agent_dir: Path, agent_id: str, base_ms: int) -> dict:
+    """A JSONL-era agent folder: two live sessions in ``sessions.json``, one completed transcript that
+    is not in the index, and one ``<sid>.jsonl.reset.<ts>`` archive. Returns what it wrote."""
+    sessions = agent_dir / "sessions"
+    sessions.mkdir(parents=True, exist_ok=True)
+    ns = uuid.uuid5(uuid.NAMESPACE_URL, f"openclaw-fixture:{agent_id}")
+
+    def sid(name: str) -> str:
+        return str(uuid.uuid5(ns, name))
+
+    made: dict[str, Any] = {"live": [], "completed": []}
+    index: dict[str, dict] = {}
+    for n, (key, chat) in enumerate(
+        [(f"agent:{agent_id}:main", "direct"), (f"agent:{agent_id}:telegram:direct:4242", "direct")]
+    ):
+        session_id = sid(key)
+        start = base_ms + n * 60_000
+        path = sessions / f"{session_id}.jsonl"
+        data = jsonl_transcript(session_id, start, 2, f"live{n}")
+        path.write_bytes(data)
+        index[key] = {
+            "sessionId": session_id,
+            "updatedAt": start + 10_000,
+            "sessionFile": str(path),
+            "chatType": chat,
+            "inputTokens": 12,
+            "outputTokens": 34,
+        }
+        made["live"].append({"key": key, "sessionId": session_id, "file": path.name})
+    (sessions / "sessions.json").write_text(json.dumps(index, indent=2) + "\n")
+
+    orphan = sid("completed-unindexed")
+    data = jsonl_transcript(orphan, base_ms - 3_600_000, 3, "done")
+    (sessions / f"{orphan}.jsonl").write_bytes(data)
+    made["completed"].append(
+        {"sessionId": orphan, "file": f"{orphan}.jsonl", "how": "unindexed", "bytes": data}
+    )
+
+    reset = sid("completed-reset")
+    data = jsonl_transcript(reset, base_ms - 7_200_000, 2, "reset")
+    name = f"{reset}.jsonl.reset.{_file_stamp(base_ms - 7_000_000)}"
+    (sessions / name).write_bytes(data)
+    made["completed"].append({"sessionId": reset, "file": name, "how": "reset", "bytes": data})
+
+    old = base_ms / 1000 - 3600
+    for path in sessions.iterdir():
+        os.utime(path, (old, old))
+    return made
+
+
+class Gateway:
+    """A running gateway (see :meth:`OpenClaw.gateway`): CLI commands routed to it."""
+
+    def __init__(
+        self,
+        oc: OpenClaw,
+        state_dir: Path,
+        scratch: Path,
+        config_path: Path,
+        port: int,
+        token: str,
+        process: subprocess.Popen,
+        output: Path,
+        env: dict[str, str],
+    ) -> None:
+        self.oc, self.state_dir, self.scratch, self.config_path = oc, state_dir, scratch, config_path
+        self.port, self.token, self.process, self.output, self.env = port, token, process, output, env
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}"
+
+    def run(self, args: Sequence[str], **kwargs: Any) -> subprocess.CompletedProcess:
+        """``openclaw ARGS`` with the gateway's config (it names the port and token)."""
+        kwargs.setdefault("env", self.env)
+        return self.oc.run(args, self.state_dir, config=self.config_path, scratch=self.scratch, **kwargs)
+
+    def run_json(self, args: Sequence[str], **kwargs: Any) -> Any:
+        return json.loads(self.run(args, **kwargs).stdout)
+
+    def log(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _tail(path: Path, size: int = 3000) -> str:
+    try:
+        return path.read_bytes()[-size:].decode(errors="replace")
+    except OSError:
+        return ""
