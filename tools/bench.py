@@ -735,12 +735,11 @@ def bench_sqlite_memory(sizes_mb: list[int]) -> None:
                     _write_transcript(sessions / f"{sid}.jsonl", max(size_mb * MB, 1), sid)
                 else:
                     shutil.copytree(oc_template, state, symlinks=True)
-                    if size_mb:
-                        made = big_session(state, "main", size_mb * MB, sid)
-                        detail = (
-                            f"{made['events']:,} events, {made['compressed']:,} zstd rows, "
-                            f"{made['stored'] / MB:.0f} MB stored; "
-                        )
+                    made = big_session(state, "main", max(size_mb * MB, MB), sid)
+                    detail = (
+                        f"{made['events']:,} events, {made['compressed']:,} zstd rows, "
+                        f"{made['stored'] / MB:.0f} MB stored; "
+                    )
                 sandbox = new_sandbox(airflow_template, work / f"airflow-{era}-{size_mb}", state, nexus.url)
                 sandbox.api_key = "bench-key"
                 output = work / f"dags-test-{era}-{size_mb}.log"
@@ -748,7 +747,7 @@ def bench_sqlite_memory(sizes_mb: list[int]) -> None:
                 baseline = peak if baseline is None else baseline
                 reads = _reads_logged(output)
                 read = f"{max(reads):.3f}" if reads else "n/a"
-                what = f"{era}: " + ("idle (small transcripts)" if size_mb == 0 else f"{size_mb} MB")
+                what = f"{era}: " + ("idle (1 MB transcript)" if size_mb == 0 else f"{size_mb} MB")
                 rows.append(
                     [
                         what,
