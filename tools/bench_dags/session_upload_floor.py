@@ -16,7 +16,7 @@ def find_agents(params: dict) -> list[str]:
     return [f"agent-{n:02d}" for n in range(params["agents"])]
 
 
-@task(map_index_template="{{ task.op_kwargs['agent_id'] }}")
+@task(multiple_outputs=True, map_index_template="{{ task.op_kwargs['agent_id'] }}")
 def discover(agent_id: str, params: dict) -> dict:
     """This agent's share of the sessions, as discover would return them."""
     per_agent = params["sessions"] // params["agents"]
@@ -29,13 +29,16 @@ def select(scans: list[dict]) -> list[dict]:
     return [s for scan in scans for s in scan["sessions"]]
 
 
-@task(map_index_template="{{ task.op_kwargs['session']['agentId'] }}/{{ task.op_kwargs['session']['n'] }}")
+@task(
+    multiple_outputs=True,
+    map_index_template="{{ task.op_kwargs['session']['agentId'] }}/{{ task.op_kwargs['session']['n'] }}",
+)
 def upload(session: dict) -> dict:
     """Nothing: the floor."""
     return session
 
 
-@task
+@task(multiple_outputs=True)
 def archive(session: dict, receipt: dict) -> dict:
     """Nothing: the floor."""
     return receipt
