@@ -22,25 +22,33 @@ BIN = Path(sys.executable).parent
 API_KEY = "nxk-e2e-4f1c9b7e2d-SECRET"  # tests and demo only
 
 
-def base_env(home: Path) -> dict[str, str]:
-    """A clean environment for Airflow commands: the developer's own AIRFLOW_* settings never leak in."""
+def base_env(
+    home: Path, bin_dir: Path = BIN, dags: Path = ROOT / "dags", plugins: Path = ROOT / "plugins"
+) -> dict[str, str]:
+    """A clean environment for Airflow commands: the developer's own AIRFLOW_* settings never leak in.
+
+    By default the project's own venv, ``dags/`` and ``plugins/``; tests/adoption passes another venv's
+    ``bin`` and a DAGs folder holding only the user's DAG file, with an empty plugins folder.
+    """
     env = {
         k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SESSION_UPLOAD_", "OPENCLAW_"))
     }
     env.update(
         AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags"),
-        AIRFLOW__CORE__PLUGINS_FOLDER=str(ROOT / "plugins"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(plugins),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
         AIRFLOW__CORE__UNIT_TEST_MODE="False",
-        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
 
 
-def migrate(home: Path) -> None:
+def migrate(home: Path, bin_dir: Path = BIN) -> None:
     home.mkdir(parents=True, exist_ok=True)
-    subprocess.run([BIN / "airflow", "db", "migrate"], env=base_env(home), check=True, capture_output=True)
+    subprocess.run(
+        [bin_dir / "airflow", "db", "migrate"], env=base_env(home, bin_dir), check=True, capture_output=True
+    )
 
 
 @dataclass
@@ -70,10 +78,14 @@ class AirflowSandbox:
     fast_retries: bool = True
     # Put before the airflow command, e.g. ["setpriv", "--reuid=65534", ...] to run it as another user.
     command_prefix: list[str] = field(default_factory=list)
+    # Another venv's bin (its airflow) and folders, as in base_env.
+    bin_dir: Path = BIN
+    dags: Path = ROOT / "dags"
+    plugins: Path = ROOT / "plugins"
 
     def env(self) -> dict[str, str]:
         host, port = self.nexus_url.removeprefix("http://").split(":")
-        env = base_env(self.home)
+        env = base_env(self.home, self.bin_dir, self.dags, self.plugins)
         env.update(
             OPENCLAW_STATE_DIR=str(self.state_dir),
             AIRFLOW_CONN_NEXUS_DEFAULT=json.dumps(
@@ -99,7 +111,7 @@ class AirflowSandbox:
 
     def command(self, conf: dict | None = None) -> list[str]:
         """The ``airflow dags test`` command line (run it with ``env()`` and ``cwd=home``)."""
-        command = [*self.command_prefix, str(BIN / "airflow"), "dags", "test", "session_upload"]
+        command = [*self.command_prefix, str(self.bin_dir / "airflow"), "dags", "test", "session_upload"]
         if conf is not None:
             command += ["--conf", json.dumps(conf)]
         return command

@@ -1,0 +1,112 @@
+"""The lowest supported Airflow (tools/adoption.LOWEST_AIRFLOW) with the lowest providers-http, the package
+installed from the wheel: the DAG integrity tests, and one `airflow dags test` run against the stand-in
+from a DAGs folder that holds only the user's DAG file (no plugins/ copy)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+from openclaw_nexus import __version__
+from tests.e2e.test_dag_runs import assert_received_exactly, sessions_of, snapshot_tree
+from tools import adoption
+from tools.make_sample_state import make_state
+from tools.sandbox import API_KEY, ROOT, AirflowSandbox
+
+
+def test_the_venv_has_the_lowest_releases_and_the_package_from_the_wheel(lowest_venv, tmp_path):
+    code = (
+        "import json, airflow, openclaw_nexus; from importlib.metadata import version; "
+        "print(json.dumps([airflow.__version__, version('apache-airflow-providers-http'), "
+        "openclaw_nexus.__file__, openclaw_nexus.__version__]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"AIRFLOW_HOME": str(tmp_path)}
+    done = subprocess.run(
+        [lowest_venv / "bin" / "python", "-c", code], env=env, cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    airflow_version, http_version, package_file, package_version = json.loads(done.stdout.splitlines()[-1])
+    assert (airflow_version, http_version) == (adoption.LOWEST_AIRFLOW, adoption.LOWEST_HTTP_PROVIDER)
+    assert Path(package_file).is_relative_to(lowest_venv), "the installed copy, not the checkout's plugins/"
+    assert package_version == __version__
+
+
+def test_dag_integrity_on_the_lowest_airflow(lowest_venv):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"SESSION_UPLOAD_TEST_INSTALLED": "1"}
+    done = subprocess.run(
+        [
+            lowest_venv / "bin" / "python",
+            "-m",
+            "pytest",
+            "tests/integrity/test_dagbag.py",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+        ],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output[-5000:]
+    expected = len(re.findall(r"^def test_", (ROOT / "tests/integrity/test_dagbag.py").read_text(), re.M))
+    assert re.search(rf"\b{expected} passed\b", output), output[-2000:]
+    assert "skipped" not in output and "failed" not in output
+
+
+def test_one_run_on_the_lowest_airflow_uploads_archives_and_reports(lowest_venv, user_home, nexus, tmp_path):
+    shutil.copy(ROOT / "dags" / "session_upload_dag.py", user_home / "dags")
+    state_dir = tmp_path / "openclaw"
+    made = make_state(state_dir, ["main", "research"], completed=2)
+    before = {agent: snapshot_tree(sessions_of(state_dir, agent)) for agent in made}
+    sandbox = AirflowSandbox(
+        user_home,
+        state_dir,
+        nexus.url,
+        bin_dir=lowest_venv / "bin",
+        dags=user_home / "dags",
+        plugins=user_home / "plugins",
+    )
+
+    run = sandbox.run_dag()
+
+    assert run.state == "success", run.output[-5000:]
+    assert_received_exactly(
+        nexus,
+        {
+            (agent, item["sessionId"]): before[agent][item["file"]]
+            for agent in made
+            for item in made[agent]["completed"]
+        },
+    )
+    for agent in made:
+        after = snapshot_tree(sessions_of(state_dir, agent))
+        for item in made[agent]["completed"]:
+            assert item["file"] not in after
+            assert after[f"archive/{item['sessionId']}.jsonl"] == before[agent][item["file"]]
+        for name in made[agent]["active"] + made[agent]["untouchable"]:
+            assert after[name] == before[agent][name], f"{agent}/{name} was touched"
+    assert run.job_result == {
+        "jobId": "session_upload",
+        "success": True,
+        "message": "Uploaded 4 sessions across 2 agents",
+        "itemsProcessed": 4,
+        "errors": [],
+    }
+    labels = {f"{agent}/{item['sessionId']}" for agent in made for item in made[agent]["completed"]}
+    assert run.labels("deliver.upload") == dict.fromkeys(labels, "success")
+    assert run.labels("deliver.archive") == dict.fromkeys(labels, "success")
+    assert run.labels("discover") == {"main": "success", "research": "success"}
+    assert run.states("job_result") == {-1: "success"}
+    assert sandbox.asset_events() == [{"uploaded": 4}], "job_result's asset alias event"
+    with sandbox.db() as db:
+        tags = {name for (name,) in db.execute("select name from dag_tag where dag_id = 'session_upload'")}
+    assert f"session-upload:{__version__}" in tags, "the version a user runs is visible"
+    assert all(r["query"].get("code") == "***" for r in nexus.requests())
+    assert sandbox.leaks(API_KEY, run.output) == []
