@@ -7,9 +7,7 @@ appending an event); the package itself only ever reads.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -18,12 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.conftest import DATABASE, assert_database_untouched, database_files
 from tests.e2e.test_dag_runs import snapshot_tree
 from tools.make_sample_state import make_state
 from tools.openclaw_fixture import OpenClaw
 from tools.sandbox import API_KEY
 
-DATABASE = Path("agent") / "openclaw-agent.sqlite"
 APPEND_EVENT = """
 const { DatabaseSync } = require("node:sqlite");
 const [path, sid, event] = process.argv.slice(1);
@@ -41,43 +39,6 @@ db.prepare(
 db.exec("COMMIT");
 db.close();
 """
-
-
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory) -> tuple[Path, dict]:
-    """A JSONL-era agent migrated by ``openclaw doctor --session-sqlite import``, built once."""
-    root = tmp_path_factory.mktemp("migrated") / "state"
-    made = make_state(root, ["main"], completed=3)
-    OpenClaw.installed().run(
-        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=root
-    )
-    assert not (root / "agents" / "main" / "sessions" / "sessions.json").exists()
-    return root, made["main"]
-
-
-@pytest.fixture
-def migrated(migrated_template, state_dir) -> dict:
-    """A fresh copy of the migrated state dir (no OpenClaw process has it open), and what it holds."""
-    template, made = migrated_template
-    shutil.copytree(template, state_dir, symlinks=True)
-    agent = state_dir / "agents" / "main"
-    with closing(sqlite3.connect(f"file:{agent / DATABASE}?mode=ro", uri=True)) as db:
-        recovered = [
-            sid
-            for (sid,) in db.execute(
-                "SELECT current_session_id FROM session_nodes WHERE archived_at IS NOT NULL ORDER BY 1"
-            )
-        ]
-        live = [
-            sid
-            for (sid,) in db.execute("SELECT current_session_id FROM session_nodes WHERE archived_at IS NULL")
-        ]
-    leftovers = sorted(p.name for p in (agent / "sessions").iterdir() if ".jsonl.reset." in p.name)
-    return {"agent": agent, "recovered": recovered, "live": live, "leftovers": leftovers, "made": made}
-
-
-def database_files(agent: Path) -> dict[str, str]:
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted((agent / "agent").iterdir())}
 
 
 def rows_export(database: Path, session_id: str) -> bytes:
@@ -186,16 +147,16 @@ def test_corrupt_or_newer_database_is_refused_and_nothing_of_the_agent_moves(
         with closing(sqlite3.connect(database)) as db:  # the test plays a future OpenClaw
             db.execute("PRAGMA user_version = 24")
     before = snapshot_tree(agent)
+    db_before = database_files(agent)
 
     run = sandbox.run_dag({"settle_minutes": 0})
 
     assert nexus.requests() == []
     after = snapshot_tree(agent)
     assert {name: after.get(name) for name in before} == before, "not a byte changed, leftovers included"
-    # Our writes above closed the database and SQLite removed its -wal/-shm; any reader, read-only or not,
-    # recreates them empty (as root, owned by the database's owner): nothing else may appear.
-    created = set(after) - set(before)
-    assert created <= {f"{DATABASE}-wal", f"{DATABASE}-shm"} and not after.get(f"{DATABASE}-wal")
+    # Our writes above closed the database, so SQLite removed its -wal/-shm: see assert_database_untouched.
+    assert_database_untouched(db_before, database_files(agent))
+    assert set(after) - set(before) <= {f"{DATABASE}-wal", f"{DATABASE}-shm"}
     [error] = run.job_result["errors"]
     assert (error["agentId"], error["stage"], error["file"]) == ("main", "discover", str(DATABASE))
     assert str(database) in error["reason"]
