@@ -8,7 +8,7 @@ The release date gives what its constraints would have held, near enough, from P
 
 Venvs are cached under ``$SESSION_UPLOAD_CACHE`` (default ``~/.cache/session-upload``), keyed by what
 went into them (Python, pins, resolution date, the wheel's sha256), so a run that changed nothing reuses
-them and a changed wheel or pin builds a new one (older ones of the same kind are removed).
+them and a changed wheel or pin builds a new one (those of the same kind unused for a day are removed).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,9 +96,14 @@ def cached_venv(
     done = venv / ".session-upload-complete"
     with _locked(venvs / f".{kind}.lock"):
         if done.exists():
+            done.touch()  # in use: kept by the pruning below
             return venv
-        for old in venvs.glob(f"{kind}-*"):  # a previous wheel or pin: not needed any more
-            shutil.rmtree(old, ignore_errors=True)
+        # Another wheel's or pin's venv, unused for a day (a concurrent run of another checkout may still
+        # be using a recent one).
+        for old in venvs.glob(f"{kind}-*"):
+            marker = old / ".session-upload-complete"
+            if not marker.exists() or time.time() - marker.stat().st_mtime > 86400:
+                shutil.rmtree(old, ignore_errors=True)
         run(
             [
                 uv(),

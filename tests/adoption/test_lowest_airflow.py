@@ -18,7 +18,11 @@ from tools.make_sample_state import make_state
 from tools.sandbox import API_KEY, ROOT, AirflowSandbox
 
 
-def test_the_venv_has_the_lowest_releases_and_the_package_from_the_wheel(lowest_venv, tmp_path):
+def test_the_venv_has_the_lowest_releases_and_the_package_from_the_wheel(lowest_venv, dists, tmp_path):
+    assert [d.name for d in dists] == [
+        f"session_upload-{__version__}.tar.gz",
+        f"session_upload-{__version__}-py3-none-any.whl",
+    ]
     code = (
         "import json, airflow, openclaw_nexus; from importlib.metadata import version; "
         "print(json.dumps([airflow.__version__, version('apache-airflow-providers-http'), "

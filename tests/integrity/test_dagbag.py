@@ -49,6 +49,13 @@ def test_contract_ids_tags_docs_and_schedule(dag):
     assert leaves == ["job_result"]
 
 
+def test_the_package_version_is_visible_in_the_docs_and_tags(dag):
+    """A user sees which session-upload runs: the DAG docs end with it, one tag carries it."""
+    import openclaw_nexus
+
+    assert dag.doc_md.rstrip().endswith(f"Package: `session-upload {openclaw_nexus.__version__}`.")
+    assert f"session-upload:{openclaw_nexus.__version__}" in dag.tags
+
 def test_every_task_has_a_docstring_and_retries(dag):
     for task in dag.tasks:
         assert task.retries >= 1, task.task_id
