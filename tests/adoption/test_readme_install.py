@@ -47,7 +47,8 @@ def fresh_venv(tmp_path: Path) -> Path:
     return venv
 
 
-def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, wheel, user_home, nexus, tmp_path):
+def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, dists, user_home, nexus, tmp_path):
+    sdist, wheel = dists
     blocks = readme_blocks()
     assert [lang for lang, _ in blocks] == ["bash", "python", "bash", "bash", "dockerfile"], blocks
     (_, install), (_, dag_file), (_, exports), (_, try_it), (_, dockerfile) = blocks
@@ -57,11 +58,11 @@ def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, wheel, use
     shell_env["PATH"] = f"{fresh_venv / 'bin'}{os.pathsep}{shell_env['PATH']}"
     pinned = f"session-upload=={__version__}"
 
-    def shell(line: str, **extra: str) -> None:
-        # The package is not on PyPI: its wheel stands in for the name, as `pip install <wheel>` does.
+    def shell(line: str, dist: Path, **extra: str) -> None:
+        # The package is not on PyPI: a built distribution stands in for the name (`pip install <file>`).
         assert pinned in line, f"the README installs {pinned}: {line}"
         done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", line.replace(pinned, str(wheel))],
+            ["bash", "-euo", "pipefail", "-c", line.replace(pinned, str(dist))],
             env=shell_env | extra,
             cwd=tmp_path,
             capture_output=True,
@@ -76,12 +77,12 @@ def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, wheel, use
     assert "session-upload" not in before and "apache-airflow-providers-http" not in before
     (line,) = commands(install)
     assert line.startswith("pip install ")
-    shell(line)
+    shell(line, sdist)  # pip builds the wheel from the sdist itself
     # The Dockerfile's RUN line, on the image's AIRFLOW_VERSION, in the same Airflow: changes nothing more.
     (base, run) = commands(dockerfile)
     assert re.fullmatch(r"FROM apache/airflow:3\.\d+\.\d+", base)
     assert run.startswith("RUN pip install --no-cache-dir ")
-    shell(run.removeprefix("RUN "), AIRFLOW_VERSION=before["apache-airflow"])
+    shell(run.removeprefix("RUN "), wheel, AIRFLOW_VERSION=before["apache-airflow"])
     after = adoption.versions(fresh_venv)
     changed = {
         name: (version, after.get(name)) for name, version in before.items() if after.get(name) != version
