@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,6 +27,7 @@ from typing import Any
 
 MODEL_ID = "standin-1"
 LONG_MARKER = "LONG-REPLY"
+INTERNAL_CONTEXT = "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>"
 _WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
 
 
@@ -44,11 +46,15 @@ def _text(content: Any) -> str:
 
 
 def answer_for(messages: list[dict], n: int) -> str:
+    """The answer to the last user prompt (OpenClaw appends its internal-context block as a separate
+    user message after the prompt: that one is skipped)."""
     users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
-    last = users[-1] if users else ""
+    prompts = [u for u in users if not u.lstrip().startswith(INTERNAL_CONTEXT)]
+    last = prompts[-1] if prompts else ""
     if LONG_MARKER in last:
         return long_reply(n)
-    head = " ".join(last.split())[:60]
+    first_line = last.strip().splitlines()[0] if last.strip() else ""
+    head = re.sub(r"^\[[^\]]*\]\s*", "", first_line)[:60]  # drop OpenClaw's "[Mon 2026-11-23 09:26 UTC] "
     return f"stand-in reply {n} to: {head}"
 
 

