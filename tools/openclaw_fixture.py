@@ -1027,6 +1027,7 @@ def _sqlite_agent(
             "sessionId": sid,
             "how": "deleted",
             "source": "deleted-export",
+            "cold": None,
             "file": str(path.relative_to(dest)),
             "archiveRow": row,
         }
@@ -1046,7 +1047,13 @@ def _file_sessions(dest: Path, state: Path, agent: str, made: dict) -> dict:
     sessions = state / "agents" / agent / "sessions"
     completed = []
     for item in made["completed"]:
-        entry = {"sessionId": item["sessionId"], "how": item["how"], "source": "file"}
+        entry = {
+            "key": None,
+            "sessionId": item["sessionId"],
+            "how": item["how"],
+            "source": "file",
+            "cold": None,
+        }
         entry["file"] = str((sessions / item["file"]).relative_to(dest))
         entry.update(_expect(dest, agent, item["sessionId"], item["bytes"]))
         completed.append(entry)
@@ -1106,12 +1113,19 @@ def _mixed_manifest(
 BUILDERS = {"mixed": _build_mixed}
 
 
-def fixture_key(name: str) -> str:
-    """Cache key: the fixture's name, the pinned versions and a hash of this module and the stand-in."""
+def _source_hash() -> str:
     digest = hashlib.sha256()
     for source in (Path(__file__), Path(__file__).with_name("model_standin.py")):
         digest.update(source.read_bytes())
-    return f"{name}-openclaw-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{digest.hexdigest()[:16]}"
+    return digest.hexdigest()[:16]
+
+
+_SOURCE_HASH = _source_hash()  # of the code this process imported
+
+
+def fixture_key(name: str) -> str:
+    """Cache key: the fixture's name, the pinned versions and a hash of this module and the stand-in."""
+    return f"{name}-openclaw-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{_SOURCE_HASH}"
 
 
 def built_fixture(name: str, cache: Path | None = None) -> Path:
@@ -1159,18 +1173,34 @@ def openclaw_state(name: str, dest_dir: Path, cache: Path | None = None) -> dict
     return json.loads((dest_dir / "manifest.json").read_text())
 
 
-def sessions_listing(state_dir: Path, config: Path | dict | None = None, oc: OpenClaw | None = None) -> dict:
+def sessions_listing(
+    state_dir: Path,
+    config: Path | dict | None = None,
+    oc: OpenClaw | None = None,
+    *,
+    copy: bool = True,
+) -> dict:
     """``openclaw sessions --all-agents --json --limit all`` for ``state_dir``: OpenClaw's own read of its
-    stores, without a gateway. ``config`` defaults to ``openclaw.json`` next to the state dir if there is
-    one (as :func:`openclaw_state` writes it), else to the agents found on disk."""
+    stores, without a gateway. The command is not read-only (it writes the global
+    ``state/openclaw.sqlite``), so by default it runs on a throwaway copy of the state dir and the copy's
+    path is replaced by ``state_dir`` in its output. ``ageMs`` changes with time; keys, session ids and
+    store paths do not. ``config`` defaults to ``openclaw.json`` next to the state dir if there is one (as
+    :func:`openclaw_state` writes it), else to the agents found on disk."""
     state_dir = Path(state_dir)
     if config is None:
         beside = state_dir.parent / "openclaw.json"
-        config = json.loads(beside.read_text()) if beside.exists() else None
+        config = json.loads(beside.read_text()) if beside.exists() else default_config(state_dir)
     elif isinstance(config, Path | str):
         config = json.loads(Path(config).read_text())
     oc = oc or OpenClaw.installed()
-    return oc.run_json(["sessions", "--all-agents", "--json", "--limit", "all"], state_dir, config=config)
+    args = ["sessions", "--all-agents", "--json", "--limit", "all"]
+    if not copy:
+        return oc.run_json(args, state_dir, config=config)
+    with tempfile.TemporaryDirectory(prefix="oc-listing-") as scratch:
+        target = Path(scratch) / "state"
+        shutil.copytree(state_dir, target, symlinks=True, ignore=shutil.ignore_patterns("cache"))
+        output = oc.run(args, target, config=config, scratch=Path(scratch) / "run").stdout
+    return json.loads(output.replace(json.dumps(str(target))[1:-1], json.dumps(str(state_dir))[1:-1]))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,303 @@
+"""The OpenClaw fixture (tools/openclaw_fixture.py) checked against the databases OpenClaw 2026.9.6 wrote,
+read with Python's sqlite3 read-only: the manifest's claims (era, schema, live and completed sessions) and
+its expected transcripts, cross-checked with the rows (``event_json`` / decoded ``event_zstd`` + ``\\n``)
+and with OpenClaw's own ``sessions --json`` listing.
+
+The first run installs OpenClaw from npm and builds the fixture (minutes); later runs copy the cache.
+Skipped only when OpenClaw cannot be installed because the npm registry is unreachable, and never in CI
+(``CI=true``), where that is a failure."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from tools import openclaw_fixture as fx
+
+
+def _npm_reachable() -> bool:
+    npm = shutil.which("npm")
+    if npm is None:
+        return False
+    try:
+        return subprocess.run([npm, "ping"], capture_output=True, timeout=60).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+@pytest.fixture(scope="module")
+def mixed(tmp_path_factory) -> tuple[Path, dict]:
+    dest = tmp_path_factory.mktemp("openclaw-fixture")
+    try:
+        manifest = fx.openclaw_state("mixed", dest)
+    except fx.FixtureUnavailable as exc:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes") or _npm_reachable():
+            raise
+        pytest.skip(
+            f"OpenClaw {fx.OPENCLAW_VERSION} cannot be installed, the npm registry is unreachable: {exc}"
+        )
+    return dest, manifest
+
+
+def connect(dest: Path, agent_manifest: dict) -> sqlite3.Connection:
+    return sqlite3.connect(f"file:{dest / agent_manifest['database']}?mode=ro", uri=True, timeout=5)
+
+
+def rows_bytes(db: sqlite3.Connection, session_id: str) -> bytes:
+    """Independent of the fixture's own reader: rows by seq, event_json or event_zstd decoded, + \\n."""
+    out = b""
+    for text, blob, size in db.execute(
+        "SELECT event_json, event_zstd, event_utf8_bytes FROM transcript_events"
+        " WHERE session_id = ? ORDER BY seq",
+        (session_id,),
+    ):
+        if text is not None:
+            event = text.encode("utf-8")
+        else:
+            event = zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+            assert len(event) == size
+        out += event + b"\n"
+    return out
+
+
+def cold_bytes(path: Path) -> bytes:
+    """A cold archive's payload: JSONL records; the events are the ``kind: "event"`` ones by ``row.seq``."""
+    with open(path, "rb") as handle:
+        payload = zstandard.ZstdDecompressor().stream_reader(handle, read_across_frames=True).read()
+    records = [json.loads(line) for line in payload.splitlines() if line.strip()]
+    events = sorted((r["row"] for r in records if r.get("kind") == "event"), key=lambda row: row["seq"])
+    return b"".join(row["event_json"].encode("utf-8") + b"\n" for row in events)
+
+
+def completed(manifest: dict, agent: str, how: str) -> list[dict]:
+    return [c for c in manifest["agents"][agent]["completed"] if c["how"] == how]
+
+
+def test_manifest_is_written_next_to_the_state_dir(mixed):
+    dest, manifest = mixed
+    assert json.loads((dest / "manifest.json").read_text()) == manifest
+    assert not (dest / "state" / "manifest.json").exists()
+    assert manifest["openclaw"] == "2026.9.6"
+    assert {a: m["era"] for a, m in manifest["agents"].items()} == {
+        "native": "sqlite",
+        "legacy": "migrated",
+        "jsonl": "jsonl",
+    }
+
+
+@pytest.mark.parametrize("agent", ["native", "legacy"])
+def test_sqlite_agents_are_schema_23_and_no_openclaw_process_left_a_journal(mixed, agent):
+    dest, manifest = mixed
+    with closing(connect(dest, manifest["agents"][agent])) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == 23
+        meta = db.execute(
+            "SELECT schema_version, app_version FROM schema_meta WHERE meta_key = 'primary'"
+        ).fetchone()
+        assert meta == (23, "2026.9.6")
+        assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+
+
+def test_plain_jsonl_agent_has_no_database(mixed):
+    dest, manifest = mixed
+    agent = manifest["agents"]["jsonl"]
+    assert not (dest / "state" / "agents" / "jsonl" / "agent").exists()
+    index = json.loads((dest / agent["index"]).read_text())
+    assert {e["sessionId"] for e in index.values()} == {s["sessionId"] for s in agent["live"]}
+    for entry in agent["completed"]:
+        assert entry["sessionId"] not in {e["sessionId"] for e in index.values()}
+        assert (dest / entry["file"]).read_bytes() == (dest / entry["expected"]).read_bytes()
+
+
+@pytest.mark.parametrize("agent", ["native", "legacy"])
+def test_live_sessions_are_unarchived_current_windows(mixed, agent):
+    dest, manifest = mixed
+    live = manifest["agents"][agent]["live"]
+    assert live
+    with closing(connect(dest, manifest["agents"][agent])) as db:
+        nodes = {
+            k: (c, a)
+            for k, c, a in db.execute(
+                "SELECT session_key, current_session_id, archived_at FROM session_nodes"
+            )
+        }
+        for session in live:
+            assert nodes[session["key"]] == (session["sessionId"], None)
+        unarchived = {k for k, (_, archived) in nodes.items() if archived is None}
+        assert unarchived == {s["key"] for s in live}
+
+
+def test_native_agent_has_every_lifecycle_state(mixed):
+    _, manifest = mixed
+    native = manifest["agents"]["native"]
+    hows = {c["how"] for c in native["completed"]}
+    assert {"idle-rollover", "archived", "deleted"} <= hows
+    assert "agent:native:main" in {s["key"] for s in native["live"]}
+    assert any(c["zstdRows"] for c in completed(manifest, "native", "idle-rollover"))
+    if manifest["produced"].get("cold") == "yes":
+        assert any(c["cold"] for c in native["completed"])
+        assert any(s["cold"] for s in native["live"])
+    if manifest["produced"].get("cron", "").startswith("yes"):
+        (superseded,) = completed(manifest, "native", "cron-superseded")
+        assert superseded["key"] in {s["key"] for s in native["live"]}
+        assert superseded["key"].startswith("agent:native:cron:")
+
+
+def test_archived_and_superseded_sessions_are_completed_in_the_database(mixed):
+    dest, manifest = mixed
+    for agent in ("native", "legacy"):
+        with closing(connect(dest, manifest["agents"][agent])) as db:
+            for entry in manifest["agents"][agent]["completed"]:
+                if entry["how"] in ("archived", "recovered"):
+                    key, current, archived = db.execute(
+                        "SELECT session_key, current_session_id, archived_at FROM session_nodes"
+                        " WHERE session_key = ?",
+                        (entry["key"],),
+                    ).fetchone()
+                    assert archived is not None and current == entry["sessionId"]
+                    reason = json.loads(
+                        db.execute(
+                            "SELECT entry_json FROM session_nodes WHERE session_key = ?", (key,)
+                        ).fetchone()[0]
+                    ).get("archiveReason")
+                    assert reason or entry["how"] == "recovered"
+                elif entry["how"] in ("idle-rollover", "cron-superseded"):
+                    (window_key,) = db.execute(
+                        "SELECT session_key FROM session_windows WHERE session_id = ?", (entry["sessionId"],)
+                    ).fetchone()
+                    (current,) = db.execute(
+                        "SELECT current_session_id FROM session_nodes WHERE session_key = ?", (window_key,)
+                    ).fetchone()
+                    assert current != entry["sessionId"]
+                    if entry["how"] == "cron-superseded":
+                        continue  # a cron run's new window does not point back to the previous run
+                    newer = db.execute(
+                        "SELECT count(*) FROM session_windows"
+                        " WHERE session_id = ? AND previous_session_id = ?",
+                        (current, entry["sessionId"]),
+                    ).fetchone()[0]
+                    assert newer == 1
+
+
+def test_deleted_session_has_its_archive_row_and_no_rows_left(mixed):
+    dest, manifest = mixed
+    (deleted,) = completed(manifest, "native", "deleted")
+    path = dest / deleted["file"]
+    name = path.name
+    assert name.startswith(f"{deleted['sessionId']}.jsonl.deleted.") and name.endswith(".zst")
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    with closing(connect(dest, manifest["agents"]["native"])) as db:
+        assert (
+            db.execute(
+                "SELECT count(*) FROM session_windows WHERE session_id = ?", (deleted["sessionId"],)
+            ).fetchone()[0]
+            == 0
+        )
+        assert (
+            db.execute(
+                "SELECT count(*) FROM transcript_events WHERE session_id = ?", (deleted["sessionId"],)
+            ).fetchone()[0]
+            == 0
+        )
+        reason, encoding, blob, sha = db.execute(
+            "SELECT reason, encoding, archive_blob, archive_sha256 FROM session_transcript_archives"
+            " WHERE archive_name = ?",
+            (name,),
+        ).fetchone()
+    assert (reason, encoding) == ("deleted", "zstd")
+    expected = (dest / deleted["expected"]).read_bytes()
+    with zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True) as reader:
+        assert reader.read() == expected
+    assert sha in (hashlib.sha256(blob).hexdigest(), hashlib.sha256(expected).hexdigest())
+
+
+def test_expected_bytes_equal_the_rows_of_every_hot_completed_session(mixed):
+    """Two definitions, two sources: OpenClaw's deletion export (made in a copy) == our read of the rows."""
+    dest, manifest = mixed
+    checked = 0
+    for agent in ("native", "legacy"):
+        with closing(connect(dest, manifest["agents"][agent])) as db:
+            for entry in manifest["agents"][agent]["completed"]:
+                if entry["source"] != "database":
+                    continue
+                expected = (dest / entry["expected"]).read_bytes()
+                assert hashlib.sha256(expected).hexdigest() == entry["sha256"]
+                assert rows_bytes(db, entry["sessionId"]) == expected, entry
+                checked += 1
+    assert checked >= 3
+
+
+def test_compressed_rows_decode_into_the_expected_bytes(mixed):
+    dest, manifest = mixed
+    (rolled,) = completed(manifest, "native", "idle-rollover")
+    with closing(connect(dest, manifest["agents"]["native"])) as db:
+        (zstd_rows,) = db.execute(
+            "SELECT count(*) FROM transcript_events WHERE session_id = ? AND event_zstd IS NOT NULL",
+            (rolled["sessionId"],),
+        ).fetchone()
+    assert zstd_rows == rolled["zstdRows"] >= 1
+    assert b"Long stand-in reply" in (dest / rolled["expected"]).read_bytes()
+
+
+def test_cold_sessions_expected_bytes_equal_their_cold_archive(mixed):
+    dest, manifest = mixed
+    if manifest["produced"].get("cold") != "yes":
+        pytest.skip(
+            f"OpenClaw did not move a transcript to cold storage in this build: {manifest['produced']}"
+        )
+    cold = [c for c in manifest["agents"]["native"]["completed"] if c["cold"]]
+    assert cold
+    for entry in cold:
+        with closing(connect(dest, manifest["agents"]["native"])) as db:
+            name, storage, sha = db.execute(
+                "SELECT archive_name, storage, archive_sha256 FROM session_transcript_cold_archives"
+                " WHERE session_id = ?",
+                (entry["sessionId"],),
+            ).fetchone()
+            rows = db.execute(
+                "SELECT count(*) FROM transcript_events WHERE session_id = ?", (entry["sessionId"],)
+            ).fetchone()[0]
+        assert storage == "file" and rows == 0
+        path = dest / entry["coldFile"]
+        assert path.name == name
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == sha
+        assert cold_bytes(path) == (dest / entry["expected"]).read_bytes()
+
+
+def test_migration_kept_the_original_bytes_and_left_the_reset_file(mixed):
+    dest, manifest = mixed
+    legacy = manifest["agents"]["legacy"]
+    (recovered,) = completed(manifest, "legacy", "recovered")
+    assert recovered["key"] == f"agent:legacy:recovered:{recovered['sessionId']}"
+    assert recovered["matchesOriginalFile"] is True
+    (reset,) = completed(manifest, "legacy", "reset-file")
+    assert (dest / reset["file"]).exists() and ".jsonl.reset." in reset["file"]
+    assert any(name.endswith(".imported-" + name.rsplit("-", 1)[-1]) for name in legacy["importArchive"])
+    assert any(name.startswith("legacy-store.sessions.json.imported-") for name in legacy["importArchive"])
+    assert not (dest / "state" / "agents" / "legacy" / "sessions" / "sessions.json").exists()
+
+
+def test_openclaw_lists_the_live_and_archived_sessions(mixed):
+    dest, manifest = mixed
+    listing = fx.sessions_listing(dest / "state")
+    keys = {s["key"] for s in listing["sessions"]}
+    for agent in ("native", "legacy"):
+        assert {s["key"] for s in manifest["agents"][agent]["live"]} <= keys
+
+
+def test_a_second_copy_is_identical_and_fast(mixed, tmp_path):
+    dest, manifest = mixed
+    again = fx.openclaw_state("mixed", tmp_path / "again")
+    assert again == manifest
+    for entry in manifest["agents"]["native"]["completed"]:
+        assert (tmp_path / "again" / entry["expected"]).read_bytes() == (
+            dest / entry["expected"]
+        ).read_bytes()
