@@ -326,6 +326,9 @@ def bench_e2e(sessions: int, agents: int, era: str = "jsonl") -> None:
             start = time.perf_counter()
             uploaded = _plain_loop(loop_state, nexus.url, api_key)
         loop_s = time.perf_counter() - start
+        print(f"plain loop: {uploaded} uploaded in {loop_s:.1f} s", flush=True)  # before the long part
+        if loop_reads:
+            print(f"Read transaction per session, plain loop: {_percentiles(loop_reads)}", flush=True)
 
         env = {
             "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
@@ -373,7 +376,6 @@ def bench_e2e(sessions: int, agents: int, era: str = "jsonl") -> None:
     print(f"\nDAG/floor = {dag_s / floor_s:.2f} (target ≤ 1.15); DAG/loop = {dag_s / loop_s:.1f}")
     if era == "sqlite":
         print(f"Read transaction per session, DAG run (from the upload logs): {_percentiles(dag_reads)}")
-        print(f"Read transaction per session, plain loop: {_percentiles(loop_reads)}")
 
 
 # --- 5. SQLite era (OpenClaw 2026.8+): discovery, upload memory, read transactions ------------------
