@@ -22,7 +22,9 @@ wait, and a killed install leaves nothing half-done. Every run is isolated: ``OP
 The gateway binds 127.0.0.1 only (``--bind loopback``, token auth) and is stopped with SIGTERM (a clean
 shutdown that checkpoints its databases), then its group is killed.
 
-**The "mixed" fixture** (one state dir, three agents), built in about 4-5 minutes on 2 cores:
+**The "mixed" fixture** (one state dir, three agents). A cold start (install about 1 minute, build about
+4.5 minutes) takes about 5.5 minutes on 2 idle cores, up to 9.5 on 2 cores shared with other work; a
+cached copy takes about half a second. Needs libfaketime (Debian package ``faketime``).
 
 ``native`` (SQLite era from its first message). Real agent turns through one gateway against
 ``tools/model_standin.py`` (an OpenAI-compatible model on 127.0.0.1), config ``session.reset = {mode:
