@@ -6,11 +6,14 @@ timeout, and short read transactions. Nothing here writes, migrates, checkpoints
 database; each transcript is exported to a staging file of ours in one transaction, and every slow step
 (HTTP) works from that file.
 
-*Live* follows OpenClaw's maintenance (``readReferencedSessionIds``): a session id is live while an
-unarchived ``session_nodes`` row references it (``current_session_id``, or the entry's ``sessionId``,
-``previousSessionId``, ``usageFamilySessionIds`` or compaction checkpoint ids), its window is running,
-or an input is queued for it. Every other window is *completed*: rolled over, a finished cron run or
-sub-agent, or its node archived. A session deleted or pruned by OpenClaw has no window any more; its
+*Live* follows OpenClaw's maintenance (``readReferencedSessionIds``) where it speaks of use: a session
+id is live while an unarchived ``session_nodes`` row references it as its session (``current_session_id``,
+the entry's ``sessionId``) or as a compaction checkpoint (a copy of live history, not a session of its
+own), its window is running, or an input is queued for it. Maintenance also protects the ids an entry
+keeps as lineage (``previousSessionId`` after a rollover, a cron run's ``usageFamilySessionIds``) from
+eviction; those sessions take no more events, so they count as completed here, as rolled over. Every
+window that is not live is *completed*: rolled over, a finished cron run or sub-agent, or its node
+archived. A session deleted or pruned by OpenClaw has no window any more; its
 export is the ``.jsonl.deleted…`` file OpenClaw publishes in ``sessions/`` (read by the file store), and
 the ``session_transcript_archives`` row is read only when that file is gone and nothing of the session
 was archived by us.
@@ -182,13 +185,11 @@ def _has_table(connection: sqlite3.Connection, name: str) -> bool:
     return connection.execute(query, (name,)).fetchone() is not None
 
 
-# Session ids an unarchived node references, as OpenClaw's maintenance reads them from ``entry_json``.
+# Session ids an unarchived node uses, read from ``entry_json`` the way OpenClaw's maintenance reads them
+# (lineage ids, ``previousSessionId`` and ``usageFamilySessionIds``, are not use: see the module docs).
 _ENTRY_REFERENCES = """
 SELECT current_session_id FROM live
 UNION SELECT json_extract(entry_json, '$.sessionId') FROM live WHERE json_valid(entry_json)
-UNION SELECT json_extract(entry_json, '$.previousSessionId') FROM live WHERE json_valid(entry_json)
-UNION SELECT family.value FROM live, json_each(live.entry_json, '$.usageFamilySessionIds') AS family
-    WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.usageFamilySessionIds') = 'array'
 UNION SELECT json_extract(point.value, '$.sessionId') FROM live,
     json_each(live.entry_json, '$.compactionCheckpoints') AS point
     WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.compactionCheckpoints') = 'array'

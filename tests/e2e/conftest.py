@@ -73,7 +73,8 @@ def migrated(migrated_template, state_dir) -> dict:
 
 
 def database_files(agent: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted((agent / "agent").iterdir())}
+    """The agent database's files (``openclaw-agent.sqlite`` and its ``-wal``/``-shm``), as bytes."""
+    return {p.name: p.read_bytes() for p in sorted((agent / "agent").glob("openclaw-agent.sqlite*"))}
 
 
 def assert_database_untouched(before: dict[str, bytes], after: dict[str, bytes]) -> None:

@@ -111,19 +111,7 @@ def test_openclaws_migration_leaves_the_recovered_session_completed_and_the_inde
     assert found.completed[archived_sid(state)][2] is True  # an archived node
 
 
-@pytest.mark.parametrize(
-    "reference",
-    ["usageFamilySessionIds", "previousSessionId", "compactionCheckpoints"],
-)
-def test_a_session_a_live_entry_references_is_live(state, reference):
-    sid = archived_sid(state)
-    value = {
-        "usageFamilySessionIds": [sid],
-        "previousSessionId": sid,
-        "compactionCheckpoints": [
-            {"preCompaction": {"sessionId": sid}, "postCompaction": {"sessionId": "x"}}
-        ],
-    }[reference]
+def set_main_entry(state: Path, **fields) -> None:
     entry = json.loads(
         query(state, "SELECT entry_json FROM session_nodes WHERE session_key = 'agent:main:main'")[0][0]
     )
@@ -131,13 +119,30 @@ def test_a_session_a_live_entry_references_is_live(state, reference):
         state,
         (
             "UPDATE session_nodes SET entry_json = ? WHERE session_key = 'agent:main:main'",
-            [json.dumps({**entry, reference: value})],
+            [json.dumps({**entry, **fields})],
         ),
+    )
+
+
+def test_a_compaction_checkpoint_of_a_live_entry_is_not_a_completed_session(state):
+    sid = archived_sid(state)
+    set_main_entry(
+        state,
+        compactionCheckpoints=[{"preCompaction": {"sessionId": sid}, "postCompaction": {"sessionId": "x"}}],
     )
     assert sid not in completed(state)
     with pytest.raises(sqlite_store.SessionNotCompleted, match="is live again"):
         sqlite_store.export_transcript(database(state), sid, state / "out.jsonl")
     assert not (state / "out.jsonl").exists()
+
+
+@pytest.mark.parametrize("lineage", ["previousSessionId", "usageFamilySessionIds"])
+def test_a_session_a_live_entry_keeps_only_as_lineage_is_completed(state, lineage):
+    # After an idle rollover OpenClaw keeps the old id as previousSessionId: that session takes no more
+    # events (the node writes to its new current id), so it is completed.
+    sid = archived_sid(state)
+    set_main_entry(state, **{lineage: sid if lineage == "previousSessionId" else [sid]})
+    assert sid in completed(state)
 
 
 def test_a_running_window_or_a_queued_input_keeps_a_session_live(state):
