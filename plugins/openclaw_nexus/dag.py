@@ -1,13 +1,20 @@
 """
 ### session_upload: completed OpenClaw sessions → Nexus → archive
 
-Finds **completed** OpenClaw agent sessions under `$OPENCLAW_STATE_DIR/agents/<agentId>/sessions/`
-(transcripts whose session is not in `sessions.json`, settled, unlocked), uploads each raw transcript
-to Nexus (`POST /api/sessions?code=…`, Connection `nexus_default`), moves each confirmed upload to
-`sessions/archive/<sessionId>.jsonl`, and reports a **JobResult** as the `job_result` task's XCom.
+Finds **completed** OpenClaw agent sessions under `$OPENCLAW_STATE_DIR/agents/<agentId>/`, uploads
+each transcript to Nexus (`POST /api/sessions?code=…`, Connection `nexus_default`), archives each
+confirmed upload as `sessions/archive/<sessionId>.jsonl`, and reports a **JobResult** as the
+`job_result` task's XCom. Each agent's OpenClaw era is read from disk:
+
+- **JSONL era** (OpenClaw ≤ 2026.7): transcripts in `sessions/` that `sessions.json` does not list,
+  settled, unlocked; sent as the file's bytes and moved into the archive.
+- **SQLite era** (OpenClaw 2026.8+, `agent/openclaw-agent.sqlite`, native or migrated): sessions no live
+  entry uses any more (rolled over, archived, finished cron runs, deleted, cold), read **read-only** in
+  one short transaction each and sent in OpenClaw's own export form; OpenClaw's rows are never touched.
+  Live sessions are never sent; the discover log counts them.
 
 - `find_agents`: the agents to scan (Param `agents`, default every folder under `agents/`).
-- `discover` (mapped per agent): classifies the agent's files; returns its completed sessions and errors.
+- `discover` (mapped per agent): finds the agent's completed sessions in its store; returns them and errors.
 - `select`: orders every agent's sessions oldest first and caps them at `max_sessions`.
 - `deliver.upload` → `deliver.archive` (mapped per session, named `<agent>/<session>`): streams one
   transcript to Nexus, then archives it; a failed upload blocks only its own archive.
@@ -15,7 +22,8 @@ to Nexus (`POST /api/sessions?code=…`, Connection `nexus_default`), moves each
   uploaded anything, and **fails when any error was reported**, so the run is red.
 
 Params: `agents`, `settle_minutes`, `max_sessions`, `dry_run`, `include_archived` (see the trigger form).
-A backfill run takes the sessions whose transcript mtime falls in its data interval.
+A backfill run takes the sessions whose last change (file mtime, or the database window's last change)
+falls in its data interval.
 With a fleet (`$SESSION_UPLOAD_FLEET`) there is one such DAG per host, `session_upload_<host>`, whose
 file tasks run on that host's Celery queue.
 """
@@ -58,7 +66,7 @@ def find_agents(params: dict, ti=None) -> list[str]:
 
 @task(map_index_template="{{ task.op_kwargs['agent_id'] }}")
 def discover(agent_id: str, params: dict, dag_run=None, data_interval_start=None, data_interval_end=None):
-    """Classify one agent's files; return its completed sessions (oldest first) and errors."""
+    """Find one agent's completed sessions in its store (files or database); return them, oldest first."""
     window = runs.window_for(dag_run, data_interval_start, data_interval_end, params["settle_minutes"])
     return runs.discover(agent_id, window, include_archived=params["include_archived"])
 
@@ -71,7 +79,7 @@ def select(scans: list[dict], params: dict, ti=None) -> list[dict]:
 
 @task(multiple_outputs=True, map_index_template=ARCHIVE_LABEL)
 def archive(session: dict, receipt: dict) -> dict:
-    """Move the uploaded transcript to `sessions/archive/<sessionId>.jsonl`: never overwrites, retry-safe."""
+    """Archive the uploaded bytes as `sessions/archive/<sessionId>.jsonl`: never overwrites, retry-safe."""
     return runs.archive(session, receipt, get_current_context()["ti"])
 
 
