@@ -56,6 +56,7 @@ def test_the_package_version_is_visible_in_the_docs_and_tags(dag):
     assert dag.doc_md.rstrip().endswith(f"Package: `session-upload {openclaw_nexus.__version__}`.")
     assert f"session-upload:{openclaw_nexus.__version__}" in dag.tags
 
+
 def test_every_task_has_a_docstring_and_retries(dag):
     for task in dag.tasks:
         assert task.retries >= 1, task.task_id
