@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,17 +160,24 @@ def sort_sessions(scan: AgentScan) -> None:
     scan.sessions.sort(key=lambda s: (s["mtimeNs"], s["file"]))
 
 
-def archived_copies(sessions_dir: Path) -> dict[str, set[int]]:
-    """Session id → the mtimes (ns) of its copies in ``archive/``: the record of what was uploaded."""
+def archived_copies(sessions_dir: Path, wanted: Container[str] | None = None) -> dict[str, set[int]]:
+    """Session id → the mtimes (ns) of its copies in ``archive/``: the record of what was uploaded.
+
+    ``wanted``: only these session ids (the others' copies are not stat'ed)."""
     archive = sessions_dir / ARCHIVE_DIR
     copies: dict[str, set[int]] = {}
     if not archive.is_dir() or archive.is_symlink():
         return copies
     with os.scandir(archive) as entries:
         for entry in entries:
-            match = ARCHIVED_NAME_RE.fullmatch(entry.name)
-            if match and entry.is_file(follow_symlinks=False):
-                copies.setdefault(match.group("id"), set()).add(entry.stat(follow_symlinks=False).st_mtime_ns)
+            name = entry.name
+            if not name.endswith(".jsonl"):
+                continue
+            session_id = name[: -len(".jsonl")].partition("+")[0]  # "+" never occurs in an id
+            if wanted is not None and session_id not in wanted:
+                continue
+            if ARCHIVED_NAME_RE.fullmatch(name) and entry.is_file(follow_symlinks=False):
+                copies.setdefault(session_id, set()).add(entry.stat(follow_symlinks=False).st_mtime_ns)
     return copies
 
 

@@ -201,7 +201,6 @@ UNION SELECT json_extract(point.value, '$.postCompaction.sessionId') FROM live,
     WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.compactionCheckpoints') = 'array'
 UNION SELECT session_windows.session_id FROM session_windows JOIN live USING (session_key)
     WHERE NOT json_valid(live.entry_json)
-UNION SELECT session_id FROM session_windows WHERE status = 'running'
 """
 
 
@@ -214,8 +213,14 @@ def live_session_ids(connection: sqlite3.Connection, only: str | None = None) ->
         live += " AND (current_session_id = ? OR instr(entry_json, ?) > 0)"
         params = (only, only)
     query = f"WITH live AS ({live}) {_ENTRY_REFERENCES}"
+    # A running window or a queued input: for one id, looked up by key (session_windows has no index
+    # on status, and this check runs inside every export's read transaction).
+    narrow = " AND session_id = ?" if only is not None else ""
+    query += f" UNION SELECT session_id FROM session_windows WHERE status = 'running'{narrow}"
+    params += (only,) if only is not None else ()
     if _has_table(connection, "session_pending_inputs"):
-        query += " UNION SELECT session_id FROM session_pending_inputs WHERE state = 'queued'"
+        query += f" UNION SELECT session_id FROM session_pending_inputs WHERE state = 'queued'{narrow}"
+        params += (only,) if only is not None else ()
     ids = {_text(row[0]) for row in connection.execute(query, params) if row[0] is not None}
     return {i.strip() for i in ids if i.strip()}
 
@@ -292,21 +297,22 @@ def export_transcript(
                 else:
                     mtime_ns = _write_window(connection, path, session_id, writer)
             writer.flush()
+        sha256 = archive.file_sha256(partial)  # after the transaction: it need not wait for this
+        with partial.open("rb") as out:
             os.fsync(out.fileno())
         os.utime(partial, ns=(mtime_ns, mtime_ns))
         os.replace(partial, dest)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return Exported(writer.size, writer.digest.hexdigest(), mtime_ns, writer.events, timings[0])
+    return Exported(writer.size, sha256, mtime_ns, writer.events, timings[0])
 
 
 class _Writer:
-    """Buffered writes of ``event + \\n`` lines, hashed and counted on the way."""
+    """Buffered writes of ``event + \\n`` lines, counted on the way."""
 
     def __init__(self, out):
         self.out = out
-        self.digest = hashlib.sha256()
         self.size = 0
         self.events = 0
         self._buffer: list[bytes] = []
@@ -318,7 +324,6 @@ class _Writer:
         self.events += 1
 
     def write(self, data: bytes) -> None:
-        self.digest.update(data)
         self._buffer.append(data)
         self._buffered += len(data)
         self.size += len(data)
@@ -473,7 +478,7 @@ class SqliteStore:
             scan_files(scan, sessions_dir, window, include_archived, lambda: live, leftovers_only=True)
             for session in scan.sessions:  # OpenClaw shortens ids over 96 bytes in export names
                 session["sessionId"] = exported_names.get(session["file"], session["sessionId"])
-        copies = archived_copies(sessions_dir)
+        copies = archived_copies(sessions_dir, found.completed.keys() | found.exports.keys())
         for session_id, (session_key, mtime_ns, archived) in found.completed.items():
             if mtime_ns in copies.get(session_id, ()):
                 scan.skipped["already_archived"] += 1
