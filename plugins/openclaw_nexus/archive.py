@@ -46,8 +46,6 @@ def file_sha256(path: Path) -> str:
 def find_copy(sessions_dir: Path, session_id: str, *, size: int, sha256: str) -> str | None:
     """The name (``archive/<id>[+N].jsonl``) of an archived copy holding exactly these bytes, if any."""
     archive = sessions_dir / ARCHIVE_DIR
-    if not archive.is_dir() or archive.is_symlink():
-        return None
     for name in _existing_archive_names(archive, session_id):
         candidate = archive / name
         if candidate.stat().st_size == size and file_sha256(candidate) == sha256:
@@ -107,10 +105,9 @@ def archive_transcript(
     try:
         info = source.stat()
     except FileNotFoundError:
-        for name in _existing_archive_names(archive, session_id):
-            candidate = archive / name
-            if candidate.stat().st_size == size and file_sha256(candidate) == sha256:
-                return ArchiveOutcome(f"{ARCHIVE_DIR}/{name}", already_done=True)
+        copy = find_copy(sessions_dir, session_id, size=size, sha256=sha256)
+        if copy is not None:
+            return ArchiveOutcome(copy, already_done=True)
         raise ArchiveError(
             f"{source} is gone and no archived copy matches the uploaded content (sha256 {sha256[:12]}…)"
         ) from None

@@ -61,6 +61,8 @@ def already_sent(state_dir: Path, session: dict, *, size: int, sha256: str) -> s
     if session.get("kind") == "replay":
         return None  # a replay re-sends on purpose
     folder = discovery.sessions_dir_of(state_dir, session["agentId"])
+    if (folder / discovery.ARCHIVE_DIR).is_symlink():
+        return None  # never read (or later re-stamp) through a symlinked archive folder
     return archive.find_copy(folder, session["sessionId"], size=size, sha256=sha256)
 
 
