@@ -80,11 +80,16 @@ class SessionNotCompleted(StoreError):
 class Exported:
     """A transcript exported to a staging file: what it holds, and how long the read transaction took."""
 
+    path: Path
     size: int
-    sha256: str
     mtime_ns: int
     events: int
     read_seconds: float
+
+    @property
+    def sha256(self) -> str:
+        """Hashed on request only: the upload measures and hashes the staged file itself."""
+        return archive.file_sha256(self.path)
 
 
 def database_of(agent_dir: Path) -> Path:
@@ -296,16 +301,14 @@ def export_transcript(
                     mtime_ns = _write_stored_export(connection, path, session_id, archive_name, writer)
                 else:
                     mtime_ns = _write_window(connection, path, session_id, writer)
-            writer.flush()
-        sha256 = archive.file_sha256(partial)  # after the transaction: it need not wait for this
-        with partial.open("rb") as out:
+            writer.flush()  # the transaction has ended: the rest need not hold OpenClaw's snapshot
             os.fsync(out.fileno())
         os.utime(partial, ns=(mtime_ns, mtime_ns))
         os.replace(partial, dest)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return Exported(writer.size, sha256, mtime_ns, writer.events, timings[0])
+    return Exported(dest, writer.size, mtime_ns, writer.events, timings[0])
 
 
 class _Writer:

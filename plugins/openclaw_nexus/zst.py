@@ -5,7 +5,6 @@ OpenClaw's export and cold-archive frames carry no content size, so they are rea
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -27,10 +26,9 @@ def decompress_stream(packed: bytes) -> bytes:
         raise ZstError(str(exc)) from None
 
 
-def decompress_file(source: Path, dest: Path) -> tuple[int, str]:
-    """Decompress a ``.zst`` export to ``dest`` (mode 0600, the source's mtime): (size, sha256)."""
+def decompress_file(source: Path, dest: Path) -> int:
+    """Decompress a ``.zst`` export to ``dest`` (mode 0600, the source's mtime); returns its size."""
     info = source.stat()
-    digest = hashlib.sha256()
     size = 0
     partial = dest.with_name(dest.name + ".part")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -38,7 +36,6 @@ def decompress_file(source: Path, dest: Path) -> tuple[int, str]:
         with os.fdopen(fd, "wb") as out, source.open("rb") as packed:
             reader = zstandard.ZstdDecompressor().stream_reader(packed, read_across_frames=True)
             while chunk := reader.read(CHUNK_BYTES):
-                digest.update(chunk)
                 size += len(chunk)
                 out.write(chunk)
             os.fsync(out.fileno())
@@ -50,4 +47,4 @@ def decompress_file(source: Path, dest: Path) -> tuple[int, str]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return size, digest.hexdigest()
+    return size
