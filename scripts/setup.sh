@@ -10,3 +10,5 @@ fi
 # Compile bytecode now: Airflow starts every task in a fresh process (forkserver runs with -B), which
 # would otherwise compile the same provider modules from source on every task.
 uv sync --frozen --quiet --compile-bytecode
+# The package itself is installed editable (its source stays in plugins/), which uv does not compile.
+.venv/bin/python -m compileall -q plugins >/dev/null

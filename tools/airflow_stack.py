@@ -37,7 +37,7 @@ import requests
 if __package__ in (None, ""):  # run as a script: make `tools` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tools.sandbox import BIN, base_env, find_secret
+from tools.sandbox import BIN, base_env, compile_plugins, find_secret
 
 DAG_ID = "session_upload"
 USERNAME = "admin"
@@ -206,6 +206,7 @@ class AirflowStack:
         (self.home / "passwords.json").write_text(json.dumps({self.username: self.password}) + "\n")
         self._http.trust_env = False  # loopback: never through a proxy from the environment
         started = time.monotonic()
+        compile_plugins()
         self.airflow("db", "migrate", timeout=timeout)
         if self.prepare_db is not None:
             self.prepare_db(self)

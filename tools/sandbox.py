@@ -7,6 +7,7 @@ reached over loopback HTTP.
 
 from __future__ import annotations
 
+import compileall
 import json
 import os
 import shutil
@@ -42,6 +43,13 @@ def base_env(
         PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
     )
     return env
+
+
+def compile_plugins(plugins: Path = ROOT / "plugins") -> None:
+    """Write the package's bytecode next to its source. Airflow's task processes run with ``-B``: they
+    read ``__pycache__`` but never write it, so without this every task compiles the package from source
+    (measured: 38 ms instead of 15 ms per task process). A stale file is simply recompiled in memory."""
+    compileall.compile_dir(plugins, quiet=1)
 
 
 def migrate(home: Path, bin_dir: Path = BIN) -> None:
