@@ -256,44 +256,6 @@ def _bench_state(root: Path, sessions: int, agents: int, prefix: str) -> None:
             os.utime(path, (old + n, old + n))
 
 
-def _plain_loop(state: Path, nexus_url: str, api_key: str) -> int:
-    """The seed's design: one sequential process, the same discovery, upload body and archive move."""
-    import requests
-
-    from openclaw_nexus.archive import archive_transcript
-    from openclaw_nexus.discovery import Window, list_agents, scan_agent, sessions_dir_of
-    from openclaw_nexus.transcript import TranscriptBody, idempotency_key
-
-    window = Window(now=time.time(), settle_seconds=0)
-    done = 0
-    with requests.Session() as http:
-        for agent in list_agents(state)[0]:
-            for s in scan_agent(state, agent, window).sessions:
-                folder = sessions_dir_of(state, agent)
-                body = TranscriptBody(folder / s["file"], agent, s["sessionId"])
-                response = http.post(
-                    f"{nexus_url}/api/sessions",
-                    params={"code": api_key},
-                    data=body,
-                    headers={
-                        "Content-Type": "application/json",
-                        "Idempotency-Key": idempotency_key(s["sessionId"], body.sha256),
-                    },
-                    timeout=(10, 300),
-                )
-                response.raise_for_status()
-                archive_transcript(
-                    folder,
-                    s["file"],
-                    s["sessionId"],
-                    size=s["size"],
-                    mtime_ns=s["mtimeNs"],
-                    sha256=body.sha256,
-                )
-                done += 1
-    return done
-
-
 def _timed_run(stack, dag_id: str, conf: dict, timeout: float) -> tuple[float, str]:
     start = time.perf_counter()
     run_id = stack.trigger(conf, dag_id=dag_id)
@@ -314,17 +276,14 @@ def bench_e2e(sessions: int, agents: int, era: str = "jsonl") -> None:
     rows = []
     with NexusStandin(api_key=api_key, record_dir=work / "nexus", store_bodies=False) as nexus:
         loop_state, dag_state = work / "loop-state", work / "dag-state"
-        loop_reads: list[float] = []
         if era == "sqlite":
             _bench_sqlite_state(loop_state, sessions, agents, tag=1)
             _bench_sqlite_state(dag_state, sessions, agents, tag=2)
-            start = time.perf_counter()
-            uploaded, loop_reads = _plain_loop_stores(loop_state, nexus.url, api_key)
         else:
             _bench_state(loop_state, sessions, agents, "loop")
             _bench_state(dag_state, sessions, agents, "dag")
-            start = time.perf_counter()
-            uploaded = _plain_loop(loop_state, nexus.url, api_key)
+        start = time.perf_counter()
+        uploaded, loop_reads = _plain_loop(loop_state, nexus.url, api_key)
         loop_s = time.perf_counter() - start
         print(f"plain loop: {uploaded} uploaded in {loop_s:.1f} s", flush=True)  # before the long part
         if loop_reads:
@@ -781,8 +740,10 @@ def _bench_sqlite_state(root: Path, sessions: int, agents: int, tag: int) -> Non
         scale_agent(root, agent, max(0, sessions // agents - have), tag=tag * 256 + a, age_seconds=3600)
 
 
-def _plain_loop_stores(state: Path, nexus_url: str, api_key: str) -> tuple[int, list[float]]:
-    """The plain loop through the store interface (both eras): discovery, export, upload, archive."""
+def _plain_loop(state: Path, nexus_url: str, api_key: str) -> tuple[int, list[float]]:
+    """The seed's design, one sequential process, through the same store interface as the DAG (both
+    eras): discovery, export (SQLite era), upload body, archive. Returns the count and the SQLite read
+    transactions' lengths."""
     import requests
 
     from openclaw_nexus import stores

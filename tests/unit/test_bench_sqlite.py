@@ -49,6 +49,19 @@ def test_sqlite_state_goes_through_the_plain_loop_once(tmp_path):
     window = Window(now=4102444800.0, settle_seconds=0)
     assert sum(len(scan_agent(state, a, window).sessions) for a in list_agents(state)[0]) == 20
     with NexusStandin(api_key="k", record_dir=tmp_path / "nexus", store_bodies=False) as nexus:
-        uploaded, reads = bench._plain_loop_stores(state, nexus.url, "k")
+        uploaded, reads = bench._plain_loop(state, nexus.url, "k")
     assert uploaded == 20 and len(reads) == 20
+    assert sum(len(scan_agent(state, a, window).sessions) for a in list_agents(state)[0]) == 0
+
+
+def test_jsonl_state_goes_through_the_same_plain_loop_once(tmp_path):
+    state = tmp_path / "state"
+    bench._bench_state(state, sessions=6, agents=2, prefix="loop")
+    window = Window(now=4102444800.0, settle_seconds=0)
+    with NexusStandin(api_key="k", record_dir=tmp_path / "nexus", store_bodies=False) as nexus:
+        uploaded, reads = bench._plain_loop(state, nexus.url, "k")
+    assert uploaded == 6 and reads == []
+    assert sorted(p.name for p in state.glob("agents/agent-00/sessions/archive/*.jsonl")) == [
+        f"loop-00-{n:05d}.jsonl" for n in range(3)
+    ]
     assert sum(len(scan_agent(state, a, window).sessions) for a in list_agents(state)[0]) == 0
