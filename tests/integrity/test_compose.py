@@ -109,3 +109,36 @@ def test_every_required_variable_is_in_env_example():
     required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", COMPOSE_TEXT))
     assert required == {"AIRFLOW_CONN_NEXUS_DEFAULT", "OPENCLAW_STATE_DIR_HOST"}
     assert required | {"_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD", "AIRFLOW_UID"} <= defined
+
+
+def _dockerfile_pins() -> tuple[str, dict[str, str]]:
+    """The Dockerfile's Airflow version (its ARG) and the ``name==version`` pins of its ``pip install``."""
+    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")  # continuation lines joined
+    airflow = re.search(r"^ARG AIRFLOW_VERSION=(\S+)$", text, re.M).group(1)
+    (run,) = re.findall(r"^RUN pip install .*$", text, re.M)
+    pins = dict(re.findall(r'"?([A-Za-z0-9_.-]+)==([^"\s]+)"?', run))
+    return airflow, pins
+
+
+def test_image_has_every_runtime_dependency_at_its_locked_version():
+    """plugins/ is mounted, not installed, so the image must bring the package's dependencies itself: each
+    one is Airflow, something Airflow already depends on, or pinned in the Dockerfile at its uv.lock
+    version (zstandard is none of the first two: without it the DAG file cannot import)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    lock = {p["name"]: p for p in tomllib.loads((ROOT / "uv.lock").read_text())["package"]}
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    airflow, pins = _dockerfile_pins()
+    assert airflow == lock["apache-airflow"]["version"]
+    assert pins.pop("apache-airflow") == "${AIRFLOW_VERSION}"
+    from_airflow = {
+        dep["name"]
+        for name in ("apache-airflow", "apache-airflow-core", "apache-airflow-task-sdk")
+        for dep in lock[name].get("dependencies", [])
+    }
+    needed = {Requirement(spec).name for spec in project["dependencies"]} - {"apache-airflow"}
+    missing = needed - from_airflow - set(pins)
+    assert not missing, f"not installed in the image: {missing}"
+    assert pins == {name: lock[name]["version"] for name in pins}
