@@ -1,7 +1,9 @@
 """Airflow's floor for the benchmark: the session_upload DAG's mapped shape with tasks that do nothing.
 
 Same tasks, same mapping (agents → sessions → [upload → archive] task group → all_done reducer), same
-number of task instances; every task only passes small dicts along. Loaded only by `tools/bench.py e2e`.
+number of task instances; every task only passes small dicts along, one XCom each, as session_upload's
+tasks do (a ``-> dict`` task would infer ``multiple_outputs`` and push one more XCom per key). Loaded
+only by `tools/bench.py e2e`.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ def find_agents(params: dict) -> list[str]:
     return [f"agent-{n:02d}" for n in range(params["agents"])]
 
 
-@task(multiple_outputs=True, map_index_template="{{ task.op_kwargs['agent_id'] }}")
+@task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['agent_id'] }}")
 def discover(agent_id: str, params: dict) -> dict:
     """This agent's share of the sessions, as discover would return them."""
     per_agent = params["sessions"] // params["agents"]
@@ -30,7 +32,7 @@ def select(scans: list[dict]) -> list[dict]:
 
 
 @task(
-    multiple_outputs=True,
+    multiple_outputs=False,
     map_index_template="{{ task.op_kwargs['session']['agentId'] }}/{{ task.op_kwargs['session']['n'] }}",
 )
 def upload(session: dict) -> dict:
@@ -38,7 +40,7 @@ def upload(session: dict) -> dict:
     return session
 
 
-@task(multiple_outputs=True)
+@task(multiple_outputs=False)
 def archive(session: dict, receipt: dict) -> dict:
     """Nothing: the floor."""
     return receipt
