@@ -145,8 +145,9 @@ def _timed(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
 
 
 def bench_discovery(files: int) -> None:
-    from openclaw_nexus.discovery import Window, scan_agent
+    from openclaw_nexus.discovery import Window
     from openclaw_nexus.names import parse_transcript_name
+    from openclaw_nexus.stores import scan_agent
 
     root = Path(tempfile.mkdtemp(prefix="bench-discovery-"))
     sessions = root / "agents" / "main" / "sessions"
@@ -588,7 +589,7 @@ def bench_sqlite_discovery(sessions: int, files: int, exports: int) -> None:
     """Discovery over an agent database of ``sessions`` windows, beside the JSONL era's ``files`` files;
     then the read transaction of exporting ``exports`` of its sessions."""
     from openclaw_nexus import sqlite_store, stores
-    from openclaw_nexus.discovery import Window, scan_agent
+    from openclaw_nexus.discovery import Window
 
     work = Path(tempfile.mkdtemp(prefix="bench-sqlite-discovery-"))
     state = openclaw_template(work / "state", ["main"])
@@ -608,11 +609,11 @@ def bench_sqlite_discovery(sessions: int, files: int, exports: int) -> None:
 
     jsonl_root = work / "jsonl"
     _make_big_folder(jsonl_root / "agents" / "main" / "sessions", files)
-    jsonl_s, jsonl = _timed(lambda: scan_agent(jsonl_root, "main", window))
+    jsonl_s, jsonl = _timed(lambda: stores.scan_agent(jsonl_root, "main", window))
     db_s, found = _timed(lambda: sqlite_store.scan_database(database))
-    first_s, first = _timed(lambda: scan_agent(state, "main", window))
+    first_s, first = _timed(lambda: stores.scan_agent(state, "main", window))
     copies = _archive_copies(state, "main", found.completed, 0.95)
-    steady_s, steady = _timed(lambda: scan_agent(state, "main", window))
+    steady_s, steady = _timed(lambda: stores.scan_agent(state, "main", window))
     size_mb = sum(p.stat().st_size for p in database.parent.glob("openclaw-agent.sqlite*")) / MB
 
     def result(scan) -> str:
@@ -730,7 +731,8 @@ def bench_sqlite_memory(sizes_mb: list[int]) -> None:
 
 def _bench_sqlite_state(root: Path, sessions: int, agents: int, tag: int) -> None:
     """``sessions`` completed SQLite-era sessions across ``agents`` agents, in databases OpenClaw wrote."""
-    from openclaw_nexus.discovery import Window, scan_agent
+    from openclaw_nexus.discovery import Window
+    from openclaw_nexus.stores import scan_agent
 
     names = [f"agent-{a:02d}" for a in range(agents)]
     openclaw_template(root, names, completed=1, seed=tag)
@@ -747,14 +749,14 @@ def _plain_loop(state: Path, nexus_url: str, api_key: str) -> tuple[int, list[fl
     import requests
 
     from openclaw_nexus import stores
-    from openclaw_nexus.discovery import Window, list_agents, scan_agent
+    from openclaw_nexus.discovery import Window, list_agents
     from openclaw_nexus.transcript import TranscriptBody, idempotency_key
 
     window = Window(now=time.time(), settle_seconds=0)
     done, reads = 0, []
     with requests.Session() as http:
         for agent in list_agents(state)[0]:
-            for s in scan_agent(state, agent, window).sessions:
+            for s in stores.scan_agent(state, agent, window).sessions:
                 transcript = stores.open_transcript(state, s)
                 if transcript.read_seconds is not None:
                     reads.append(transcript.read_seconds)

@@ -1,8 +1,9 @@
 """What every store shares when finding completed sessions: the state dir's layout and its escape rules,
 the run's time window, one agent's scan result, and the selection across agents. Airflow-free.
 
-Which sessions are completed is each store's business (``jsonl_store``, ``sqlite_store``);
-``scan_agent`` asks the agent's store (``stores.store_for``). Anything doubtful is left alone and reported.
+Which sessions are completed is each store's business (``jsonl_store``, ``sqlite_store``, built on
+``files``); ``stores.scan_agent`` asks the agent's store. Anything doubtful is left alone and reported.
+This is the bottom of the package: it imports no other module of it but ``names``.
 """
 
 from __future__ import annotations
@@ -138,22 +139,6 @@ def list_agents(state_dir: Path, requested: Iterable[str] | None = None) -> tupl
         else:
             agents.append(name)
     return agents, errors
-
-
-def scan_agent(
-    state_dir: Path,
-    agent_id: str,
-    window: Window,
-    *,
-    include_archived: bool = False,
-) -> AgentScan:
-    """Classify every session of one agent and return its completed sessions, oldest first.
-
-    The agent's era, and so its store, is decided from what is on disk (``stores.store_for``).
-    """
-    from openclaw_nexus.stores import store_for  # the stores build on this module
-
-    return store_for(state_dir, agent_id).find(window, include_archived=include_archived)
 
 
 def sort_sessions(scan: AgentScan) -> None:

@@ -51,7 +51,7 @@ def window_for(
 
 
 def discover(agent_id: str, window: discovery.Window, *, include_archived: bool) -> dict:
-    scan = discovery.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
+    scan = stores.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
     for error in scan.errors:
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
     era = "JSONL files" if scan.era == "jsonl" else f"SQLite database, agent schema {scan.schema}"

@@ -14,7 +14,7 @@ keeps as lineage (``previousSessionId`` after a rollover, a cron run's ``usageFa
 eviction; those sessions take no more events, so they count as completed here, as rolled over. Every
 window that is not live is *completed*: rolled over, a finished cron run or sub-agent, or its node
 archived. A session deleted or pruned by OpenClaw has no window any more; its
-export is the ``.jsonl.deleted…`` file OpenClaw publishes in ``sessions/`` (read by the file store), and
+export is the ``.jsonl.deleted…`` file OpenClaw publishes in ``sessions/`` (read by ``files``), and
 the ``session_transcript_archives`` row is read only when that file is gone and nothing of the session
 was archived by us.
 
@@ -51,7 +51,7 @@ from openclaw_nexus.discovery import (
     sort_sessions,
     within,
 )
-from openclaw_nexus.jsonl_store import ActiveSet, open_file, record_file_archived, scan_files
+from openclaw_nexus.files import ActiveSet, open_file, record_file_archived, scan_files
 from openclaw_nexus.staging import Transcript, prepare_staging, staging_name
 from openclaw_nexus.transcript import TranscriptError
 

@@ -1,7 +1,8 @@
 """One interface over OpenClaw's session stores, for discovery, upload and archive. Airflow-free.
 
-Each store is one module with one class (``jsonl_store.JsonlStore``, ``sqlite_store.SqliteStore``) that
-answers three questions for one agent:
+Each store is one module with one class (``jsonl_store.JsonlStore``, ``sqlite_store.SqliteStore``, both
+built on ``files`` for transcript files) implementing ``store_protocol.Store``, which answers three
+questions for one agent:
 
 - ``find(window)``: its completed sessions (an ``AgentScan``);
 - ``open_transcript(session)``: the bytes to send, as a file (``staging.Transcript``), checked to be
@@ -9,31 +10,23 @@ answers three questions for one agent:
   short read;
 - ``record_archived(session, receipt)``: make the archive copy in ``sessions/archive/``.
 
-``store_for`` picks the store from what is on disk; the DAG and the upload never ask which era.
-A third store is one more module and one more line in ``store_for``.
+``store_for`` picks the store from what is on disk, and ``scan_agent`` asks it; the DAG and the upload
+never ask which era. A third store is one more module and one more line in ``store_for``.
+
+This is the top of the store modules: it imports the stores, and none of them imports it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 from openclaw_nexus import archive, discovery
 from openclaw_nexus.discovery import AgentScan, Window
 from openclaw_nexus.jsonl_store import JsonlStore
 from openclaw_nexus.sqlite_store import SqliteStore, database_of
 from openclaw_nexus.staging import Transcript
+from openclaw_nexus.store_protocol import Store
 from openclaw_nexus.transcript import TranscriptError, snapshot
-
-
-class Store(Protocol):
-    era: str
-
-    def find(self, window: Window, *, include_archived: bool = False) -> AgentScan: ...
-
-    def open_transcript(self, session: dict) -> Transcript: ...
-
-    def record_archived(self, session: dict, receipt: dict) -> archive.ArchiveOutcome: ...
 
 
 def store_for(state_dir: Path, agent_id: str) -> Store:
@@ -43,6 +36,20 @@ def store_for(state_dir: Path, agent_id: str) -> Store:
     if database.exists() or database.is_symlink():
         return SqliteStore(state_dir, agent_id)
     return JsonlStore(state_dir, agent_id)
+
+
+def scan_agent(
+    state_dir: Path,
+    agent_id: str,
+    window: Window,
+    *,
+    include_archived: bool = False,
+) -> AgentScan:
+    """Classify every session of one agent and return its completed sessions, oldest first.
+
+    The agent's era, and so its store, is decided from what is on disk (``stores.store_for``).
+    """
+    return store_for(state_dir, agent_id).find(window, include_archived=include_archived)
 
 
 def open_transcript(state_dir: Path, session: dict) -> Transcript:

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from openclaw_nexus import discovery, sqlite_store
+from openclaw_nexus import discovery, sqlite_store, stores
 from tools.make_sample_state import make_state
 from tools.openclaw_fixture import OpenClaw
 
@@ -231,7 +231,7 @@ def test_a_stored_export_whose_file_is_gone_is_discovered_and_exported_from_its_
             ],
         ),
     )
-    scan = discovery.scan_agent(state, "main", WINDOW)
+    scan = stores.scan_agent(state, "main", WINDOW)
     [session] = [s for s in scan.sessions if s["sessionId"] == sid]
     assert session["archiveName"] == name and session["kind"] == "deleted"
     sqlite_store.export_transcript(

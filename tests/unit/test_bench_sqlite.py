@@ -9,7 +9,8 @@ import json
 import pytest
 
 from openclaw_nexus import sqlite_store
-from openclaw_nexus.discovery import Window, list_agents, scan_agent
+from openclaw_nexus.discovery import Window, list_agents
+from openclaw_nexus.stores import scan_agent
 from tools import bench
 from tools.nexus_standin import NexusStandin
 from tools.openclaw_fixture import OpenClaw

@@ -9,9 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from openclaw_nexus import jsonl_store
-from openclaw_nexus.discovery import Window, list_agents, resolve_transcript, scan_agent, select_sessions
-from openclaw_nexus.jsonl_store import ActiveSet, SessionIndexError, read_active_set
+from openclaw_nexus import files as file_store
+from openclaw_nexus.discovery import Window, list_agents, resolve_transcript, select_sessions
+from openclaw_nexus.files import ActiveSet, SessionIndexError
+from openclaw_nexus.jsonl_store import read_active_set
+from openclaw_nexus.stores import scan_agent
 
 NOW = 1_780_000_000  # epoch seconds; every mtime below is set relative to it
 WINDOW = Window(now=NOW, settle_seconds=300)
@@ -436,7 +438,7 @@ def test_a_transcript_renamed_during_the_scan_is_skipped_not_fatal(state, monkey
         def __exit__(self, *exc):
             self.inner.close()
 
-    monkeypatch.setattr(jsonl_store.os, "scandir", ScandirThenRename)
+    monkeypatch.setattr(file_store.os, "scandir", ScandirThenRename)
     scan = scan_agent(state.root, "main", WINDOW)
     assert files(scan) == [f"{B}.jsonl"]
     assert scan.skipped["vanished"] == 1
