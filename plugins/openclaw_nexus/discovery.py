@@ -15,12 +15,18 @@ from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from openclaw_nexus.names import SESSION_ID_RE
+from openclaw_nexus.names import CONVERSATION_TOKEN_RE, SESSION_ID_RE
 
 AGENTS_DIR = "agents"
 SESSIONS_DIR = "sessions"
 ARCHIVE_DIR = "archive"
-ARCHIVED_NAME_RE = re.compile(rf"(?P<id>{SESSION_ID_RE.pattern})(?:\+\d+)?\.jsonl", re.IGNORECASE)
+# An archive copy: ``<id>.jsonl`` (a whole session) or ``<id>@<conversation>.jsonl`` (one conversation of
+# a SQLite-era session, see ``conversations``), then ``+N`` for a later version. ``@`` and ``+`` never
+# occur in an id.
+ARCHIVED_NAME_RE = re.compile(
+    rf"(?P<id>{SESSION_ID_RE.pattern})(?:@(?P<conversation>{CONVERSATION_TOKEN_RE.pattern}))?(?:\+\d+)?\.jsonl",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ class AgentScan:
     skipped: Counter = field(default_factory=Counter)
     live: int | None = None  # sessions OpenClaw still uses (SQLite era)
     schema: int | None = None  # the database's agent schema (SQLite era)
+    # SQLite era: conversations of sessions with reset events, "finished" (sent now or before) and "open"
+    conversations: Counter = field(default_factory=Counter)
 
     def error(self, reason: str, *, file: str | None = None, session_id: str | None = None) -> None:
         self.errors.append(
@@ -72,6 +80,9 @@ class AgentScan:
             "era": self.era,
             "schema": self.schema,
             "liveSessions": self.live,
+            "conversations": None
+            if self.era == "jsonl"
+            else {"finished": self.conversations["finished"], "open": self.conversations["open"]},
             "sessions": self.sessions,
             "errors": self.errors,
             "skipped": dict(sorted(self.skipped.items())),
@@ -145,12 +156,24 @@ def sort_sessions(scan: AgentScan) -> None:
     scan.sessions.sort(key=lambda s: (s["mtimeNs"], s["file"]))
 
 
-def archived_copies(sessions_dir: Path, wanted: Container[str] | None = None) -> dict[str, set[int]]:
-    """Session id → the mtimes (ns) of its copies in ``archive/``: the record of what was uploaded.
+@dataclass
+class Copies:
+    """One session's copies in ``archive/``, by modification time (ns): the record of what was uploaded.
+    A copy's mtime is the last change of what it holds (a session, or a conversation's closing reset)."""
+
+    whole: set[int] = field(default_factory=set)  # <id>[+N].jsonl: the whole session
+    conversations: set[int] = field(default_factory=set)  # <id>@<conversation>[+N].jsonl
+
+    def holds(self, mtime_ns: int) -> bool:
+        return mtime_ns in self.whole or mtime_ns in self.conversations
+
+
+def archived_copies(sessions_dir: Path, wanted: Container[str] | None = None) -> dict[str, Copies]:
+    """Session id → its copies in ``archive/`` (see ``Copies``).
 
     ``wanted``: only these session ids (the others' copies are not stat'ed)."""
     archive = sessions_dir / ARCHIVE_DIR
-    copies: dict[str, set[int]] = {}
+    copies: dict[str, Copies] = {}
     if not archive.is_dir() or archive.is_symlink():
         return copies
     with os.scandir(archive) as entries:
@@ -158,11 +181,14 @@ def archived_copies(sessions_dir: Path, wanted: Container[str] | None = None) ->
             name = entry.name
             if not name.endswith(".jsonl"):
                 continue
-            session_id = name[: -len(".jsonl")].partition("+")[0]  # "+" never occurs in an id
+            stem = name[: -len(".jsonl")].partition("+")[0]  # "+" never occurs in an id
+            session_id, conversation, _ = stem.partition("@")  # nor does "@"
             if wanted is not None and session_id not in wanted:
                 continue
             if ARCHIVED_NAME_RE.fullmatch(name) and entry.is_file(follow_symlinks=False):
-                copies.setdefault(session_id, set()).add(entry.stat(follow_symlinks=False).st_mtime_ns)
+                found = copies.setdefault(session_id, Copies())
+                mtimes = found.conversations if conversation else found.whole
+                mtimes.add(entry.stat(follow_symlinks=False).st_mtime_ns)
     return copies
 
 

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 
 # OpenClaw accepts UUIDs and any id of this shape (case-insensitive).
 SESSION_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}", re.IGNORECASE)
+# What names one conversation of a session in an archive copy's name and the idempotency key: the id
+# of the reset event that opens it (OpenClaw's 8 hex), or ``0`` for the stretch before the first reset.
+CONVERSATION_TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.IGNORECASE)
 
 # OpenClaw's file-name timestamps: ISO 8601 with ':' turned into '-' (milliseconds after '.' or '-').
 _TS = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:[.-]\d{1,9})?Z"

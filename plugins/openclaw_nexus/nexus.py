@@ -20,7 +20,7 @@ from airflow.providers.http.operators.http import HttpOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret
 
-from openclaw_nexus import stores
+from openclaw_nexus import conversations, stores
 from openclaw_nexus.config import DEFAULT_CONN_ID, state_dir
 from openclaw_nexus.redact import excerpt, scrub
 from openclaw_nexus.retry import is_transient_status, retry_args
@@ -149,6 +149,7 @@ class SessionUploadOperator(HttpOperator):
             "agentId": session["agentId"],
             "sessionId": session["sessionId"],
             "file": session["file"],
+            "conversation": session.get("conversation"),
             "kind": session.get("kind"),
             "store": session.get("store"),
             "size": body.size,
@@ -174,7 +175,9 @@ class SessionUploadOperator(HttpOperator):
         self.data = body
         self.headers = {
             "Content-Type": "application/json",
-            "Idempotency-Key": idempotency_key(session["sessionId"], body.sha256),
+            "Idempotency-Key": idempotency_key(
+                conversations.stem(session["sessionId"], session.get("conversation")), body.sha256
+            ),
             "X-Agent-Id": session["agentId"],
             "X-Session-Id": session["sessionId"],
         }

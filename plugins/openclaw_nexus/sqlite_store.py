@@ -34,15 +34,16 @@ import urllib.parse
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import zstandard
 
-from openclaw_nexus import archive, zst
+from openclaw_nexus import archive, conversations, zst
 from openclaw_nexus.discovery import (
     ARCHIVE_DIR,
     AgentScan,
+    Copies,
     Window,
     agents_folder,
     agents_root,
@@ -245,14 +246,34 @@ class DatabaseScan:
     # session id → (archive_name, created_at ns) of deletion/reset exports kept in the database
     exports: dict[str, list[tuple[str, int]]]
     skipped: Counter
+    # session id → session key of the live windows that have reset events
+    live_windows: dict[str, str] = field(default_factory=dict)
+    # session id → its reset events in order, (event id, created_at ns): the conversation boundaries
+    resets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+
+
+# The reset events of every window, from OpenClaw's index: one lookup per window on
+# idx_agent_transcript_event_sequence (session_id, event_type, seq), no transcript read.
+_RESETS = """
+SELECT i.session_id, i.event_id, i.created_at FROM session_windows AS w
+JOIN transcript_event_identities AS i ON i.session_id = w.session_id AND i.event_type = 'reset'
+ORDER BY i.session_id, i.seq
+"""
 
 
 def scan_database(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> DatabaseScan:
-    """Read the live set, the completed windows and the stored exports, in one read transaction."""
+    """Read the live set, the windows, their reset events and the stored exports, in one read transaction."""
     with connect(path, busy_timeout) as connection, read_transaction(connection):
         schema = check_schema(connection, path)
         live = live_session_ids(connection)
+        resets: dict[str, list[tuple[str, int]]] = {}
+        if _has_column(connection, "transcript_event_identities", "event_type"):
+            for session_id, event_id, created_ms in connection.execute(_RESETS):
+                resets.setdefault(_text(session_id), []).append(
+                    (_text(event_id), int(created_ms) * 1_000_000)
+                )
         completed: dict[str, tuple[str, int, bool]] = {}
+        live_windows: dict[str, str] = {}
         skipped: Counter = Counter()
         rows = connection.execute(
             "SELECT w.session_id, w.session_key, max(w.updated_at, coalesce(w.transcript_updated_at, 0)),"
@@ -262,6 +283,8 @@ def scan_database(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS
             sid = _text(session_id)
             if sid in live:
                 skipped["live"] += 1
+                if sid in resets:
+                    live_windows[sid] = _text(session_key)
             else:
                 completed[sid] = (_text(session_key), int(changed_ms) * 1_000_000, bool(archived))
         exports: dict[str, list[tuple[str, int]]] = {}
@@ -270,7 +293,7 @@ def scan_database(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS
                 "SELECT session_id, archive_name, created_at FROM session_transcript_archives"
             ):
                 exports.setdefault(_text(session_id), []).append((_text(name), int(created_ms) * 1_000_000))
-    return DatabaseScan(schema, live, completed, exports, skipped)
+    return DatabaseScan(schema, live, completed, exports, skipped, live_windows, resets)
 
 
 def export_transcript(
@@ -280,13 +303,16 @@ def export_transcript(
     *,
     source: str = "window",
     archive_name: str | None = None,
+    conversation: str | None = None,
     busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
 ) -> Exported:
-    """Write one completed session's transcript to ``dest`` (mode 0600, its mtime the session's last
-    change), reading it in one read transaction that first checks the session is still completed.
+    """Write one completed session's transcript, or one finished conversation of a session, to ``dest``
+    (mode 0600, its mtime the last change of what it holds: the session's, or the conversation's closing
+    reset), reading it in one read transaction that first checks it is still completed or finished.
 
     ``source`` is ``window`` (its rows, or its cold archive) or ``export`` (a ``session_transcript_archives``
-    row named ``archive_name``). Raises ``SessionNotCompleted`` or ``StoreError``; ``dest`` is then absent.
+    row named ``archive_name``). ``conversation``: ``0`` or the id of the reset event that opens it (see
+    ``conversations``). Raises ``SessionNotCompleted`` or ``StoreError``; ``dest`` is then absent.
     """
     timings: list[float] = []
     partial = dest.with_name(dest.name + ".part")
@@ -299,6 +325,8 @@ def export_transcript(
                 check_schema(connection, path)
                 if source == "export":
                     mtime_ns = _write_stored_export(connection, path, session_id, archive_name, writer)
+                elif conversation is not None:
+                    mtime_ns = _write_conversation(connection, path, session_id, conversation, writer)
                 else:
                     mtime_ns = _write_window(connection, path, session_id, writer)
             writer.flush()  # the transaction has ended: the rest need not hold OpenClaw's snapshot
@@ -340,6 +368,15 @@ class _Writer:
 
 
 def _write_window(connection: sqlite3.Connection, path: Path, session_id: str, writer: _Writer) -> int:
+    changed_ms = _completed_window(connection, path, session_id)
+    _write_rows(connection, path, session_id, writer)
+    if writer.events == 0:
+        _write_cold(connection, path, session_id, writer)
+    return changed_ms * 1_000_000
+
+
+def _completed_window(connection: sqlite3.Connection, path: Path, session_id: str) -> int:
+    """The window's last change (ms); ``SessionNotCompleted`` when it is gone or live."""
     window = connection.execute(
         "SELECT max(updated_at, coalesce(transcript_updated_at, 0)) FROM session_windows"
         " WHERE session_id = ?",
@@ -352,31 +389,93 @@ def _write_window(connection: sqlite3.Connection, path: Path, session_id: str, w
         )
     if session_id in live_session_ids(connection, only=session_id):
         raise SessionNotCompleted(f"session {session_id} is live again in {path}; not uploaded")
+    return int(window[0])
+
+
+def _write_conversation(
+    connection: sqlite3.Connection, path: Path, session_id: str, conversation: str, writer: _Writer
+) -> int:
+    """The session's header row, then the conversation's rows: from its opening reset event (or the
+    session's start, for ``0``) up to the next reset event. Without a next one the conversation is the
+    session's last, finished only when the session is completed. Boundaries are looked up by event id:
+    OpenClaw may renumber ``seq`` when it rewrites a transcript."""
+    what = f"conversation {conversation} of session {session_id}"
+    first = connection.execute(
+        "SELECT min(seq) FROM transcript_events WHERE session_id = ?", (session_id,)
+    ).fetchone()[0]
+    if first is None:
+        raise SessionNotCompleted(f"{what} has no rows in {path} (deleted, or moved to cold storage)")
+    if conversation == conversations.FIRST:
+        start = first
+    else:
+        opening = connection.execute(
+            "SELECT seq FROM transcript_event_identities WHERE session_id = ? AND event_id = ?"
+            " AND event_type = 'reset'",
+            (session_id, conversation),
+        ).fetchone()
+        if opening is None:
+            raise SessionNotCompleted(
+                f"{what}: its reset event is no longer in {path} (OpenClaw truncated the transcript?); "
+                "a later run reads the session again"
+            )
+        start = opening[0]
+    closing = connection.execute(
+        "SELECT seq, created_at FROM transcript_event_identities WHERE session_id = ?"
+        " AND event_type = 'reset' AND seq > ? ORDER BY seq LIMIT 1",
+        (session_id, start),
+    ).fetchone()
+    if closing is None:
+        try:
+            changed_ms = _completed_window(connection, path, session_id)
+        except SessionNotCompleted as exc:
+            raise SessionNotCompleted(f"{what} is still open: {exc}") from None
+        end, closed_ms = None, changed_ms
+    else:
+        end, closed_ms = closing
+    if start > first:
+        _write_rows(connection, path, session_id, writer, first, first + 1, header=True)
+    _write_rows(connection, path, session_id, writer, start, end)
+    return int(closed_ms) * 1_000_000
+
+
+def _write_rows(
+    connection: sqlite3.Connection,
+    path: Path,
+    session_id: str,
+    writer: _Writer,
+    start: int | None = None,
+    end: int | None = None,
+    *,
+    header: bool = False,
+) -> None:
+    """Rows ``start <= seq < end`` (all when unbounded), by seq; ``header``: only a session header row."""
     compressed = _has_column(connection, "transcript_events", "event_zstd")
     columns = "seq, event_json, event_zstd, event_utf8_bytes" if compressed else "seq, event_json, NULL, NULL"
+    query = f"SELECT {columns} FROM transcript_events WHERE session_id = ?"
+    params: list = [session_id]
+    if start is not None:
+        query += " AND seq >= ?"
+        params.append(start)
+    if end is not None:
+        query += " AND seq < ?"
+        params.append(end)
     decompressor = zstandard.ZstdDecompressor()
-    rows = connection.execute(
-        f"SELECT {columns} FROM transcript_events WHERE session_id = ? ORDER BY seq", (session_id,)
-    )
-    for seq, text, packed, length in rows:
-        if text is not None:
-            writer.event(text)
-            continue
-        try:
-            data = decompressor.decompress(packed, max_output_size=length or 0)
-        except zstandard.ZstdError as exc:
-            raise StoreError(
-                f"{path}: event {seq} of session {session_id} does not decompress: {exc}"
-            ) from None
-        if len(data) != length:
-            raise StoreError(
-                f"{path}: event {seq} of session {session_id} decompresses to {len(data)} bytes, "
-                f"not the {length} recorded"
-            )
-        writer.event(data)
-    if writer.events == 0:
-        _write_cold(connection, path, session_id, writer)
-    return int(window[0]) * 1_000_000
+    for seq, text, packed, length in connection.execute(query + " ORDER BY seq", params):
+        if text is None:
+            try:
+                text = decompressor.decompress(packed, max_output_size=length or 0)
+            except zstandard.ZstdError as exc:
+                raise StoreError(
+                    f"{path}: event {seq} of session {session_id} does not decompress: {exc}"
+                ) from None
+            if len(text) != length:
+                raise StoreError(
+                    f"{path}: event {seq} of session {session_id} decompresses to {len(text)} bytes, "
+                    f"not the {length} recorded"
+                )
+        if header and not conversations.is_header(text):
+            return  # no session header to repeat: the conversation is sent as its rows alone
+        writer.event(text)
 
 
 def _has_column(connection: sqlite3.Connection, table: str, column: str) -> bool:
@@ -481,18 +580,27 @@ class SqliteStore:
             scan_files(scan, sessions_dir, window, include_archived, lambda: live, leftovers_only=True)
             for session in scan.sessions:  # OpenClaw shortens ids over 96 bytes in export names
                 session["sessionId"] = exported_names.get(session["file"], session["sessionId"])
-        copies = archived_copies(sessions_dir, found.completed.keys() | found.exports.keys())
+        copies = archived_copies(
+            sessions_dir, found.completed.keys() | found.exports.keys() | found.resets.keys()
+        )
         for session_id, (session_key, mtime_ns, archived) in found.completed.items():
-            if mtime_ns in copies.get(session_id, ()):
+            kind = "archived" if archived else "historical"
+            if session_id in found.resets:
+                self._add_conversations(scan, window, found, copies, session_id, session_key, mtime_ns, kind)
+                continue
+            if mtime_ns in copies.get(session_id, Copies()).whole:
                 scan.skipped["already_archived"] += 1
                 continue
             reason = window.admits(mtime_ns / 1e9)
             if reason:
                 scan.skipped[reason] += 1
                 continue
-            kind = "archived" if archived else "historical"
             session = _db_session(self.agent_id, session_id, session_file(session_id), mtime_ns, kind)
             scan.sessions.append({**session, "sessionKey": session_key})
+        for session_id, session_key in found.live_windows.items():
+            self._add_conversations(
+                scan, window, found, copies, session_id, session_key, None, "conversation"
+            )
         for session_id, rows in found.exports.items():
             if session_id in found.live or session_id in found.completed or session_id in copies:
                 continue
@@ -505,6 +613,50 @@ class SqliteStore:
                 scan.sessions.append({**session, "archiveName": name})
         sort_sessions(scan)
         return scan
+
+    def _add_conversations(
+        self,
+        scan: AgentScan,
+        window: Window,
+        found: DatabaseScan,
+        copies: dict[str, Copies],
+        session_id: str,
+        session_key: str,
+        completed_ns: int | None,
+        kind: str,
+    ) -> None:
+        """The finished conversations of a session that has reset events, not yet archived.
+
+        Conversation k is finished by the reset event that follows it (its rows no longer change; its
+        copy's mtime is that reset's ``created_at``); the last one when the session is completed
+        (``completed_ns``, the window's last change, else None: it is open). A copy of the whole session
+        with the window's last change (archived whole by an earlier release) stands for all of them.
+        A conversation is done when any copy of the session carries its closing time: after OpenClaw
+        truncates a transcript, the stretch before the first remaining reset is the tail of a
+        conversation already sent under its vanished reset's id, with the same closing time.
+        """
+        held = copies.get(session_id, Copies())
+        resets = found.resets[session_id]
+        if completed_ns is not None and completed_ns in held.whole:
+            scan.skipped["already_archived"] += len(resets) + 1
+            return
+        openings = [conversations.FIRST, *(event_id for event_id, _ in resets)]
+        closings = [closed_ns for _, closed_ns in resets] + [completed_ns]
+        for conversation, closed_ns in zip(openings, closings, strict=True):
+            if closed_ns is None:
+                scan.conversations["open"] += 1
+                continue
+            scan.conversations["finished"] += 1
+            if held.holds(closed_ns):
+                scan.skipped["already_archived"] += 1
+                continue
+            reason = window.admits(closed_ns / 1e9)
+            if reason:
+                scan.skipped[reason] += 1
+                continue
+            file = session_file(conversations.stem(session_id, conversation))
+            session = _db_session(self.agent_id, session_id, file, closed_ns, kind)
+            scan.sessions.append({**session, "sessionKey": session_key, "conversation": conversation})
 
     def live_set(self) -> ActiveSet:
         with connect(self.database, self.busy_timeout) as connection, read_transaction(connection):
@@ -523,6 +675,7 @@ class SqliteStore:
                 self.sessions_dir / staged,
                 source="export" if session.get("archiveName") else "window",
                 archive_name=session.get("archiveName"),
+                conversation=session.get("conversation"),
                 busy_timeout=self.busy_timeout,
             )
         except SessionNotCompleted as exc:
@@ -530,8 +683,9 @@ class SqliteStore:
         return Transcript(self.sessions_dir / staged, staged, read_seconds=exported.read_seconds)
 
     def record_archived(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
-        """Link the staging file to ``archive/<id>[+N].jsonl``; its mtime (the session's last change) is
-        how later runs know the session is done. OpenClaw's rows stay as they are."""
+        """Link the staging file to ``archive/<id>[+N].jsonl`` (a conversation: ``<id>@<conversation>``);
+        its mtime (the last change of what it holds) is how later runs know it is done. OpenClaw's rows
+        stay as they are."""
         if session.get("store") != "sqlite":
             return record_file_archived(self.sessions_dir, session, receipt)
         staged, duplicate = receipt["staged"], receipt.get("duplicateOf")
@@ -543,7 +697,7 @@ class SqliteStore:
         return archive.archive_transcript(
             self.sessions_dir,
             staged,
-            session["sessionId"],
+            conversations.stem(session["sessionId"], session.get("conversation")),
             size=receipt["size"],
             mtime_ns=receipt["mtimeNs"],
             sha256=receipt["sha256"],

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from openclaw_nexus import archive, discovery
+from openclaw_nexus import archive, conversations, discovery
 from openclaw_nexus.discovery import AgentScan, Window
 from openclaw_nexus.jsonl_store import JsonlStore
 from openclaw_nexus.sqlite_store import SqliteStore, database_of
@@ -70,7 +70,8 @@ def already_sent(state_dir: Path, session: dict, *, size: int, sha256: str) -> s
     folder = discovery.sessions_dir_of(state_dir, session["agentId"])
     if (folder / discovery.ARCHIVE_DIR).is_symlink():
         return None  # never read (or later re-stamp) through a symlinked archive folder
-    return archive.find_copy(folder, session["sessionId"], size=size, sha256=sha256)
+    name = conversations.stem(session["sessionId"], session.get("conversation"))
+    return archive.find_copy(folder, name, size=size, sha256=sha256)
 
 
 def check_unchanged(session: dict, transcript: Transcript, sent: str) -> None:

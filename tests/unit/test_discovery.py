@@ -180,6 +180,7 @@ def test_scan_returns_a_completed_session_with_exact_fields(state):
         "era": "jsonl",
         "schema": None,
         "liveSessions": None,
+        "conversations": None,  # a SQLite-era count
         "errors": [],
         "skipped": {"not_transcript": 1},  # sessions.json
     }
