@@ -14,14 +14,17 @@ writes them. Conversation 0 starts with the header already, so the conversations
 sent, rebuild OpenClaw's own export of it byte for byte: conversation 0, then each later conversation
 without its first line.
 
-The SQLite store finds boundaries in OpenClaw's index (``transcript_event_identities``); this module
-splits a transcript that is only bytes (a deletion export, whose rows are gone from the database).
+The SQLite store finds boundaries in OpenClaw's index (``transcript_event_identities``); ``survey`` and
+``write_part`` split a transcript that is only bytes (a deletion export, whose rows are gone).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from openclaw_nexus.names import CONVERSATION_TOKEN_RE
 
@@ -62,34 +65,46 @@ def is_header(line: bytes) -> bool:
 
 @dataclass(frozen=True)
 class Part:
-    """One conversation of a transcript held as bytes: its token and its byte range (header excluded)."""
+    """One conversation of a transcript held as bytes (a deletion export): its token, its byte range in
+    the transcript, and the size and sha256 of what is sent for it (header included)."""
 
     conversation: str
     start: int
     end: int
+    size: int
+    sha256: str
 
 
-def split(data: bytes) -> tuple[bytes, list[Part]]:
-    """The header line (``b""`` when the first line is not a session header) and the conversations of
-    a whole transcript. A transcript without reset events is one part, token ``0``."""
+def survey(lines: Iterable[bytes]) -> tuple[bytes, list[Part]]:
+    """The header line (``b""`` when the first line is not a session header) and the conversations of a
+    whole transcript, read once as lines. A transcript without reset events is one part, token ``0``."""
     header = b""
-    newline = data.find(b"\n")
-    first_line = data if newline < 0 else data[: newline + 1]
-    if is_header(first_line):
-        header = first_line
     parts: list[Part] = []
     token, start, offset = FIRST, 0, 0
-    for line in data.splitlines(keepends=True):
-        opened = reset_id(line)
+    digest, size = hashlib.sha256(), 0
+    for line in lines:
+        if offset == 0 and is_header(line):
+            header = line
+        opened = reset_id(line) if offset else None
         if opened is not None:
-            parts.append(Part(token, start, offset))
+            parts.append(Part(token, start, offset, size, digest.hexdigest()))
             token, start = opened, offset
+            digest, size = hashlib.sha256(header), len(header)
+        digest.update(line)
+        size += len(line)
         offset += len(line)
-    parts.append(Part(token, start, offset))
+    parts.append(Part(token, start, offset, size, digest.hexdigest()))
     return header, parts
 
 
-def part_bytes(data: bytes, header: bytes, part: Part) -> bytes:
-    """What is sent for one part: the header (unless the part starts with it), then its rows."""
-    body = data[part.start : part.end]
-    return body if part.start == 0 else header + body
+def write_part(lines: Iterable[bytes], header: bytes, part: Part, out: BinaryIO) -> None:
+    """Write what is sent for ``part`` (the header unless the part starts with it, then its lines)."""
+    if part.start > 0:
+        out.write(header)
+    offset = 0
+    for line in lines:
+        if offset >= part.end:
+            return
+        if offset >= part.start:
+            out.write(line)
+        offset += len(line)

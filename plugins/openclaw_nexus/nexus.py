@@ -250,6 +250,7 @@ def _error(session: dict, stage: str, reason: str) -> dict:
         "agentId": session.get("agentId"),
         "sessionId": session.get("sessionId"),
         "file": session.get("file"),
+        **({"conversation": session["conversation"]} if session.get("conversation") is not None else {}),
         "stage": stage,
         "reason": reason,
     }

@@ -14,8 +14,10 @@ from collections.abc import Iterable
 JOB_ID = "session_upload"
 
 
-def _key(item: dict) -> tuple[str, str]:
-    return item["agentId"], item["file"]
+def _key(item: dict) -> tuple[str, str, str | None]:
+    """One item: a session, or one conversation of it (the conversations of a deletion export share
+    its file)."""
+    return item["agentId"], item["file"], item.get("conversation")
 
 
 def build_job_result(
@@ -42,7 +44,7 @@ def build_job_result(
     failed_keys = set()
     for error in task_errors:
         errors.append(error)
-        failed_keys.add((error.get("agentId"), error.get("file")))
+        failed_keys.add(_key(error))
     if not dry_run:
         for session in selected:
             if _key(session) not in done_keys and _key(session) not in failed_keys:

@@ -101,6 +101,11 @@ def archive(session: dict, receipt: dict, ti: Any) -> dict:
                 "agentId": session["agentId"],
                 "sessionId": session["sessionId"],
                 "file": session["file"],
+                **(
+                    {"conversation": session["conversation"]}
+                    if session.get("conversation") is not None
+                    else {}
+                ),
                 "stage": "archive",
                 "reason": reason,
             },

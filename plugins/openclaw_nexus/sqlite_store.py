@@ -53,6 +53,7 @@ from openclaw_nexus.discovery import (
     within,
 )
 from openclaw_nexus.files import ActiveSet, open_file, record_file_archived, scan_files
+from openclaw_nexus.names import parse_transcript_name
 from openclaw_nexus.staging import Transcript, prepare_staging, staging_name
 from openclaw_nexus.transcript import TranscriptError
 
@@ -253,11 +254,12 @@ class DatabaseScan:
 
 
 # The reset events of every window, from OpenClaw's index: one lookup per window on
-# idx_agent_transcript_event_sequence (session_id, event_type, seq), no transcript read.
+# idx_agent_transcript_event_sequence (session_id, event_type, seq), no transcript read. CROSS JOIN keeps
+# the windows outside: a plain JOIN lets SQLite scan every event identity of the agent instead.
 _RESETS = """
 SELECT i.session_id, i.event_id, i.created_at FROM session_windows AS w
-JOIN transcript_event_identities AS i ON i.session_id = w.session_id AND i.event_type = 'reset'
-ORDER BY i.session_id, i.seq
+CROSS JOIN transcript_event_identities AS i ON i.session_id = w.session_id AND i.event_type = 'reset'
+ORDER BY w.session_id, i.seq
 """
 
 
@@ -580,6 +582,9 @@ class SqliteStore:
             scan_files(scan, sessions_dir, window, include_archived, lambda: live, leftovers_only=True)
             for session in scan.sessions:  # OpenClaw shortens ids over 96 bytes in export names
                 session["sessionId"] = exported_names.get(session["file"], session["sessionId"])
+            scan.sessions = [
+                part for item in scan.sessions for part in self._export_conversations(scan, item)
+            ]
         copies = archived_copies(
             sessions_dir, found.completed.keys() | found.exports.keys() | found.resets.keys()
         )
@@ -658,6 +663,36 @@ class SqliteStore:
             session = _db_session(self.agent_id, session_id, file, closed_ns, kind)
             scan.sessions.append({**session, "sessionKey": session_key, "conversation": conversation})
 
+    def _export_conversations(self, scan: AgentScan, item: dict) -> list[dict]:
+        """A deletion export of a session with reset events, as its conversations not yet archived (found
+        by content: the export is all that is left of the session). With none left, its last one: its
+        upload finds the copy, and archiving it moves the export into ``archive/`` without a resend."""
+        path = self.sessions_dir / item["file"]
+        parsed = parse_transcript_name(path.name)
+        if item.get("kind") != "deleted" or parsed is None or not parsed.compressed:
+            return [item]
+        try:
+            with zst.lines(path) as lines:
+                _, parts = conversations.survey(lines)
+        except (OSError, zst.ZstError) as exc:
+            scan.error(f"cannot read export: {exc}", file=item["file"], session_id=item["sessionId"])
+            return []
+        if len(parts) == 1:
+            return [item]  # a session that never reset: one transcript, as a whole
+        scan.conversations["finished"] += len(parts)
+        summary = [[part.conversation, part.size, part.sha256] for part in parts]
+        todo = []
+        for part in parts:
+            name = conversations.stem(item["sessionId"], part.conversation)
+            if archive.find_copy(self.sessions_dir, name, size=part.size, sha256=part.sha256):
+                scan.skipped["already_archived"] += 1
+                continue
+            todo.append(part)
+        return [
+            {**item, "conversation": part.conversation, "part": [part.start, part.end], "parts": summary}
+            for part in todo or parts[-1:]
+        ]
+
     def live_set(self) -> ActiveSet:
         with connect(self.database, self.busy_timeout) as connection, read_transaction(connection):
             return ActiveSet(frozenset(live_session_ids(connection)), frozenset())
@@ -665,7 +700,8 @@ class SqliteStore:
     def open_transcript(self, session: dict) -> Transcript:
         """Export a database session to a staging file in one read transaction (leftover files: as files)."""
         if session.get("store") != "sqlite":
-            return open_file(self.state_dir, session, self.live_set)
+            transcript = open_file(self.state_dir, session, self.live_set)
+            return transcript if session.get("conversation") is None else self._cut(transcript, session)
         staged = staging_name(session)
         prepare_staging(self.sessions_dir)
         try:
@@ -682,12 +718,43 @@ class SqliteStore:
             raise TranscriptError(str(exc)) from None
         return Transcript(self.sessions_dir / staged, staged, read_seconds=exported.read_seconds)
 
+    def _cut(self, whole: Transcript, session: dict) -> Transcript:
+        """One conversation of a decompressed deletion export, staged on its own (the whole is removed)."""
+        start, end = session["part"]
+        staged = whole.staged.removesuffix(".jsonl") + ".conversation.jsonl"
+        try:
+            with whole.path.open("rb") as source:
+                header = source.readline()
+                if not conversations.is_header(header):
+                    header = b""
+                source.seek(0)
+                fd = os.open(self.sessions_dir / staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "wb") as out:
+                    part = conversations.Part(session["conversation"], start, end, 0, "")
+                    conversations.write_part(source, header, part, out)
+        finally:
+            whole.path.unlink(missing_ok=True)
+        return Transcript(self.sessions_dir / staged, staged, whole.source, whole.before)
+
     def record_archived(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
         """Link the staging file to ``archive/<id>[+N].jsonl`` (a conversation: ``<id>@<conversation>``);
         its mtime (the last change of what it holds) is how later runs know it is done. OpenClaw's rows
         stay as they are."""
         if session.get("store") != "sqlite":
-            return record_file_archived(self.sessions_dir, session, receipt)
+            if session.get("conversation") is None:
+                return record_file_archived(self.sessions_dir, session, receipt)
+            outcome = self._record_copy(session, receipt)
+            if all(
+                archive.find_copy(
+                    self.sessions_dir, conversations.stem(session["sessionId"], c), size=n, sha256=h
+                )
+                for c, n, h in session["parts"]
+            ):  # every conversation of the export is archived: the export follows, under its own name
+                archive.move_as_is(self.sessions_dir, session["file"])
+            return outcome
+        return self._record_copy(session, receipt)
+
+    def _record_copy(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
         staged, duplicate = receipt["staged"], receipt.get("duplicateOf")
         if duplicate:
             (self.sessions_dir / staged).unlink(missing_ok=True)

@@ -29,7 +29,13 @@ class Transcript:
 
 
 def staging_name(session: dict) -> str:
-    tag = hashlib.sha256(session["file"].encode()).hexdigest()[:16]
+    """One staging name per item: a session, or one conversation of it."""
+    item = (
+        session["file"]
+        if session.get("conversation") is None
+        else f"{session['file']}@{session['conversation']}"
+    )
+    tag = hashlib.sha256(item.encode()).hexdigest()[:16]
     return f"{STAGING_DIR}/{session['sessionId']}.{tag}.jsonl"
 
 

@@ -5,7 +5,10 @@ OpenClaw's export and cold-archive frames carry no content size, so they are rea
 
 from __future__ import annotations
 
+import io
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import zstandard
@@ -48,3 +51,14 @@ def decompress_file(source: Path, dest: Path) -> int:
         partial.unlink(missing_ok=True)
         raise
     return size
+
+
+@contextmanager
+def lines(source: Path) -> Iterator[Iterator[bytes]]:
+    """The lines of a ``.zst`` export, decompressed as a stream (each with its ``\\n``)."""
+    with source.open("rb") as packed:
+        reader = zstandard.ZstdDecompressor().stream_reader(packed, read_across_frames=True)
+        try:
+            yield iter(io.BufferedReader(reader, CHUNK_BYTES))
+        except zstandard.ZstdError as exc:
+            raise ZstError(f"{source.name} is not a readable zstd export: {exc}") from None
