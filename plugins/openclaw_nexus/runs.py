@@ -56,11 +56,15 @@ def discover(agent_id: str, window: discovery.Window, *, include_archived: bool)
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
     era = "JSONL files" if scan.era == "jsonl" else f"SQLite database, agent schema {scan.schema}"
     log.info(
-        "agent %s (%s): %d completed sessions%s; skipped %s",
+        "agent %s (%s): %d to upload%s%s; skipped %s",
         agent_id,
         era,
         len(scan.sessions),
         "" if scan.live is None else f", {scan.live} live sessions left to OpenClaw",
+        ""
+        if scan.era == "jsonl"
+        else f"; conversations in sessions with resets: {scan.conversations['finished']} finished"
+        f" (sent now or before), {scan.conversations['open']} open (never sent while open)",
         dict(scan.skipped) or "nothing",
     )
     return scan.to_dict()
