@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
 import sqlite3
 import subprocess
 from contextlib import closing
@@ -17,7 +16,6 @@ import pytest
 import zstandard
 
 from openclaw_nexus import discovery, sqlite_store, stores
-from tools.make_sample_state import make_state
 from tools.openclaw_fixture import OpenClaw
 
 # Runs SQL statements (argv[2], a JSON list of [sql, params]) in one write transaction; a parameter
@@ -51,23 +49,6 @@ NAVIGATION = json.dumps(
     }
 )
 WINDOW = discovery.Window(now=4102444800.0, settle_seconds=0)  # 2100: everything has settled
-
-
-@pytest.fixture(scope="session")
-def template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("store") / "state"
-    make_state(root, ["main"], completed=3)
-    OpenClaw.installed().run(
-        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=root
-    )
-    return root
-
-
-@pytest.fixture
-def state(template, tmp_path) -> Path:
-    root = tmp_path / "state"
-    shutil.copytree(template, root, symlinks=True)
-    return root
 
 
 def database(state: Path) -> Path:
