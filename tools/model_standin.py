@@ -9,7 +9,8 @@ assistant text, derived deterministically from the last user message:
 - a message containing ``LONG-REPLY`` gets an answer of about 2 KiB of plain ASCII (no quotes, no
   backslashes, no control characters), so the event OpenClaw stores for it has no ``\\u`` escapes and is
   large enough (>= 1 KiB) to be stored zstd-compressed (``transcript_events.event_zstd``);
-- any other message gets ``stand-in reply N to: <the first 60 characters>``.
+- any other message gets ``stand-in reply N to: <the first 60 characters>`` (of the message itself: the
+  envelope OpenClaw's chat path puts around it, ``Conversation info: ...`` and a JSON block, is skipped).
 
 Only ever binds 127.0.0.1.
 """
@@ -29,6 +30,7 @@ from typing import Any
 MODEL_ID = "standin-1"
 LONG_MARKER = "LONG-REPLY"
 INTERNAL_CONTEXT = "<<<BEGIN_OPENCLAW_INTERNAL_CONTEXT>>>"
+CHAT_ENVELOPE = "Conversation info:"
 _WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf"]
 
 
@@ -54,8 +56,14 @@ def answer_for(messages: list[dict], n: int) -> str:
     last = prompts[-1] if prompts else ""
     if LONG_MARKER in last:
         return long_reply(n)
-    first_line = last.strip().splitlines()[0] if last.strip() else ""
-    head = re.sub(r"^\[[^\]]*\]\s*", "", first_line)[:60]  # drop OpenClaw's "[Mon 2026-11-23 09:26 UTC] "
+    text = re.sub(r"^\s*\[[^\]]*\]\s*", "", last)  # drop OpenClaw's "[Mon 2026-11-23 09:26 UTC] "
+    if text.startswith(CHAT_ENVELOPE):
+        # The chat path (chat.send) wraps the message: "Conversation info: ⟦openclaw:ctx⟧", a ```json
+        # block, a blank line, the message. Echoing the envelope would make OpenClaw suppress the reply.
+        fences = [i for i, line in enumerate(text.splitlines()) if line.startswith("```")]
+        text = "\n".join(text.splitlines()[fences[1] + 1 :]) if len(fences) >= 2 else ""
+    lines = [line for line in text.splitlines() if line.strip()]
+    head = lines[0].strip()[:60] if lines else ""
     return f"stand-in reply {n} to: {head}"
 
 

@@ -78,8 +78,10 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import itertools
 import json
 import os
+import queue
 import secrets
 import shutil
 import signal
@@ -88,6 +90,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -622,6 +625,11 @@ class _Clock:
             time.sleep(2.5)  # past libfaketime's 1 s cache in every running process
         self.offset = offset
 
+    def at(self, epoch: float) -> None:
+        """Move the clock so that it reads ``epoch`` (seconds) now. libfaketime takes one unit per offset
+        ("-2h57m" is not understood): the offset is written in seconds."""
+        self.set(f"{round(epoch - time.time()):+d}s")
+
     def env(self) -> dict[str, str]:
         if not FAKETIME_LIBRARY.exists():
             raise FixtureUnavailable(
@@ -657,6 +665,9 @@ def _model_config(base_url: str) -> dict:
         },
     }
 
+
+# No heartbeat turn may land in a session while the build writes it.
+HEARTBEAT_OFF = {"every": "0m"}
 
 SESSION_CONFIG = {
     "reset": {"mode": "idle", "idleMinutes": 1},
@@ -786,6 +797,202 @@ K_COLD_ARCHIVED = _agent_key(NATIVE, "cold-archived-chat")
 K_COLD_LIVE = _agent_key(NATIVE, "cold-live-chat")
 
 
+CHAT = "chat"  # SQLite era, driven through the chat path (chat.send), as the TUI and WebChat do
+K_CHAT_MAIN = _agent_key(CHAT, "main")
+K_CHAT_TALK = _agent_key(CHAT, "talk")
+K_CHAT_GONE = _agent_key(CHAT, "gone")
+# What each chat session is built to hold: its reset events (reasons) in order, and its end state.
+CHAT_PLAN: dict[str, dict[str, Any]] = {
+    K_CHAT_MAIN: {"resets": ["new", "idle", "reset", "daily"], "state": "live"},
+    K_CHAT_TALK: {"resets": ["new", "reset"], "state": "archived"},
+    K_CHAT_GONE: {"resets": ["new"], "state": "deleted"},
+}
+CHAT_REASONS = ("new", "reset", "idle", "daily")
+
+
+class _ChatClient:
+    """OpenClaw's own chat client (``GatewayChatClient`` of ``dist/gateway-chat-<hash>.mjs``, the TUI's)
+    driven by ``tools/openclaw_chat.mjs``, one long-lived Node process: :meth:`send` is a ``chat.send``
+    that returns once the run's terminal ``chat`` event has arrived."""
+
+    SCRIPT = Path(__file__).with_name("openclaw_chat.mjs")
+
+    def __init__(self, gw: Gateway) -> None:
+        modules = sorted((gw.oc.package / "dist").glob("gateway-chat-*.mjs"))
+        if len(modules) != 1:
+            raise RuntimeError(f"expected one dist/gateway-chat-*.mjs in {gw.oc.package}, found {modules}")
+        environment = gw.oc.environment(gw.state_dir, gw.scratch, gw.config_path, extra=gw.env)
+        self.errors = gw.scratch / "chat-client.err"
+        with open(self.errors, "ab") as err:
+            self.process = subprocess.Popen(
+                [str(gw.oc.node), str(self.SCRIPT), str(modules[0]), gw.url, gw.token],
+                env=environment,
+                cwd=gw.scratch,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                text=True,
+                start_new_session=True,
+            )
+        self.lines: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._read, name="chat-client", daemon=True).start()
+        ready = self._answer(90)
+        if not ready.get("ready"):
+            self.close()
+            raise RuntimeError(f"chat client did not connect: {ready}")
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _answer(self, timeout: float) -> dict:
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            line = None
+        if line is None:
+            raise RuntimeError(f"chat client gave no answer in {timeout} s: {_tail(self.errors)}")
+        return json.loads(line)
+
+    def send(self, key: str, message: str, timeout: float = 300) -> dict:
+        """``chat.send`` of ``message`` on ``key``; the answer of a model turn must be the stand-in's, that
+        of ``/new`` / ``/reset`` OpenClaw's own confirmation."""
+        assert self.process.stdin is not None
+        request = {"key": key, "message": message, "timeoutMs": int(timeout * 1000)}
+        self.process.stdin.write(json.dumps(request) + "\n")
+        self.process.stdin.flush()
+        answer = self._answer(timeout + 30)
+        wanted = ("\u2705",) if message.startswith("/") else ("stand-in reply", "Long stand-in reply")
+        if not answer.get("ok") or not str(answer.get("text", "")).startswith(wanted):
+            raise RuntimeError(f"chat.send {message!r} on {key}: {json.dumps(answer)[:2000]}")
+        return answer
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.process.stdin:
+                self.process.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=20)
+        _kill_group(self.process)
+
+
+def _current_session_id(database: Path, key: str) -> str | None:
+    with read_only(database) as db:
+        row = db.execute(
+            "SELECT current_session_id FROM session_nodes WHERE session_key = ?", (key,)
+        ).fetchone()
+    return row[0] if row else None
+
+
+def _event_json(text: str | None, blob: bytes | None) -> dict:
+    if text is None:
+        import zstandard
+
+        text = zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True).read().decode()
+    return json.loads(text)
+
+
+def _reset_events(database: Path, session_id: str) -> list[dict]:
+    """The session's reset events, in order, as OpenClaw stored them: their ``transcript_event_identities``
+    row (``event_type = 'reset'``) and the event itself from ``transcript_events`` (read-only)."""
+    with read_only(database) as db:
+        rows = db.execute(
+            "SELECT i.event_id, i.seq, i.created_at, i.parent_id, e.created_at, e.event_json, e.event_zstd"
+            " FROM transcript_event_identities i JOIN transcript_events e"
+            " ON e.session_id = i.session_id AND e.seq = i.seq"
+            " WHERE i.session_id = ? AND i.event_type = 'reset' ORDER BY i.seq",
+            (session_id,),
+        ).fetchall()
+    resets = []
+    for event_id, seq, created_at, parent_id, row_created_at, text, blob in rows:
+        event = _event_json(text, blob)
+        resets.append(
+            {
+                "id": event_id,
+                "reason": event.get("reason"),
+                "seq": seq,
+                "createdAt": created_at,
+                "eventCreatedAt": row_created_at,
+                "timestamp": event.get("timestamp"),
+                "parentId": parent_id,
+                "firstKeptEntryId": event.get("firstKeptEntryId"),
+                "eventId": event.get("id"),
+            }
+        )
+    return resets
+
+
+def _zstd_seqs(database: Path, session_id: str) -> list[int]:
+    with read_only(database) as db:
+        return [
+            seq
+            for (seq,) in db.execute(
+                "SELECT seq FROM transcript_events"
+                " WHERE session_id = ? AND event_zstd IS NOT NULL ORDER BY seq",
+                (session_id,),
+            )
+        ]
+
+
+def _chat_agent_phase(gw: Gateway, clock: _Clock, note: Any) -> dict:
+    """The ``chat`` agent's sessions, through the chat path, on the running gateway (idle reset mode,
+    ``idleMinutes: 1``). The clock goes to 10 minutes before a full hour B (2 to 3 hours ago): the
+    ordinary turns, ``/new`` and ``/reset``, ``talk`` archived and ``gone`` deleted; to B - 6 min (past
+    the idle window: the next turn on ``main`` writes an ``idle`` reset); ``session.reset = {mode:
+    "daily", atHour: <hour of B>}`` set live; to B + 2 min (the next turn writes a ``daily`` reset);
+    the reset config is restored. Returns what the manifest needs that the final state no longer holds."""
+    database = agent_database(gw.state_dir, CHAT)
+    hour = (int(time.time()) // 3600 - 2) * 3600  # B: a full hour between 3 and 2 hours ago (UTC)
+    made: dict[str, Any] = {"dailyHourUtc": time.gmtime(hour).tm_hour}
+    clock.at(hour - 600)
+    chat = _ChatClient(gw)
+    try:
+        chat.send(K_CHAT_MAIN, "Hello chat main, first turn.")
+        made["mainSessionIdAtStart"] = _current_session_id(database, K_CHAT_MAIN)
+        chat.send(K_CHAT_MAIN, "Second turn of the first conversation.")
+        chat.send(K_CHAT_MAIN, "/new")
+        chat.send(K_CHAT_MAIN, "First turn after /new.")
+        talk = ("Talk, first conversation.", "/new", f"Talk, second one: {LONG_MARKER} please.", "/reset")
+        for message in (*talk, "Talk, third conversation."):
+            chat.send(K_CHAT_TALK, message)
+        _lifecycle(gw, "archive", CHAT, [K_CHAT_TALK])
+        for message in ("Gone, first conversation.", "/new", "Gone, second conversation."):
+            chat.send(K_CHAT_GONE, message)
+        gone = _current_session_id(database, K_CHAT_GONE)
+        made["gone"] = {"sessionId": gone, "resets": _reset_events(database, gone) if gone else []}
+        _lifecycle(gw, "delete", CHAT, [K_CHAT_GONE])
+        note("chat agent: main, talk (archived), gone (deleted) written (clock B - 10 min)")
+
+        clock.at(hour - 360)
+        chat.send(K_CHAT_MAIN, "Back after the idle window.")
+        chat.send(K_CHAT_MAIN, "/reset")
+        chat.send(K_CHAT_MAIN, f"After /reset, a long answer: {LONG_MARKER} please.")
+        note("chat agent: idle expiry, /reset, compressed answer (clock B - 6 min)")
+
+        daily = {"mode": "daily", "atHour": made["dailyHourUtc"]}
+        _config_set_live(gw, "session.reset", daily)
+        clock.at(hour + 120)
+        chat.send(K_CHAT_MAIN, "The next day's first message.")
+        chat.send(K_CHAT_MAIN, "The open conversation goes on.")
+        made["mainSessionIdAtEnd"] = _current_session_id(database, K_CHAT_MAIN)
+        _config_set_live(gw, "session.reset", SESSION_CONFIG["reset"])
+        note("chat agent: daily expiry, open conversation (clock B + 2 min); idle mode restored")
+    finally:
+        chat.close()
+    return made
+
+
+def _config_set_live(gw: Gateway, path: str, value: Any) -> None:
+    """``openclaw config set PATH VALUE --strict-json`` while the gateway runs; waits until the gateway
+    logged that it saw the change (it needs no restart for ``session.*``)."""
+    seen = gw.log().count("config change detected")
+    gw.run(["config", "set", path, json.dumps(value), "--strict-json"])
+    if not _wait_until(lambda: gw.log().count("config change detected") > seen, 30, 0.2):
+        raise RuntimeError(f"gateway did not pick up config set {path}: {_tail(gw.output)}")
+
+
 def _deleted_exports(sessions_dir: Path, before: set[str]) -> dict[str, Path]:
     """The ``<sid>.jsonl.deleted.<ts>.<32 hex>.zst`` files in ``sessions_dir`` not in ``before``, by sid."""
     found: dict[str, Path] = {}
@@ -818,12 +1025,15 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
             config = {
                 "models": _model_config(server.base_url),
                 "agents": {
-                    "defaults": {"model": {"primary": f"standin/{MODEL_ID}"}},
-                    "entries": {NATIVE: {}},
+                    "defaults": {"model": {"primary": f"standin/{MODEL_ID}"}, "heartbeat": HEARTBEAT_OFF},
+                    "entries": {NATIVE: {}, CHAT: {}},
+                    "ownership": "explicit",
                 },
                 "session": SESSION_CONFIG,
                 # Dreaming (memory-core's scheduled job) reads transcripts, which restores cold ones.
                 "plugins": {"entries": {"memory-core": {"config": {"dreaming": {"enabled": False}}}}},
+                # Its weekly skill review is a scheduled isolated turn per agent (agent:<id>:cron:<uuid>).
+                "skills": {"workshop": {"autonomous": {"mode": "off"}}},
             }
             with oc.gateway(state, config, scratch / "gateway", env=clock.env()) as gw:
                 note("gateway ready (clock -4d)")
@@ -838,6 +1048,9 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
                 old = _nodes(native_db)
                 cold_wanted = {old[K_COLD_ARCHIVED]["currentSessionId"], old[K_COLD_LIVE]["currentSessionId"]}
                 note("old chats written, one archived")
+                # The chat agent between the two (2 to 3 hours ago): the cold worker meanwhile moves
+                # the old transcripts (they are more than a day old from here on).
+                chat_made = _chat_agent_phase(gw, clock, note)
                 clock.set("-10m")
                 _turn(gw, NATIVE, K_MAIN, "Hello main session.")
                 _turn(gw, NATIVE, K_IDLE, f"First message of the idle chat, {LONG_MARKER} please.")
@@ -863,7 +1076,7 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
         # 2. The migrated agent: JSONL-era files, then OpenClaw's doctor imports them.
         base_ms = int(time.time() * 1000) - 2 * 86_400_000
         migrated_src = write_jsonl_agent(state / "agents" / MIGRATED, MIGRATED, base_ms)
-        entries = _agents_config([NATIVE, MIGRATED])
+        entries = _agents_config([NATIVE, MIGRATED, CHAT], defaults={"heartbeat": HEARTBEAT_OFF})
         doctor = oc.run(
             ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"],
             state,
@@ -879,15 +1092,18 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
         shutil.copytree(state, copy, symlinks=True)
         native_nodes = _nodes(native_db)
         migrated_nodes = _nodes(agent_database(state, MIGRATED))
+        chat_nodes = _nodes(agent_database(state, CHAT))
         before = {
             agent: {p.name for p in (copy / "agents" / agent / "sessions").glob("*")}
             if (copy / "agents" / agent / "sessions").is_dir()
             else set()
-            for agent in (NATIVE, MIGRATED)
+            for agent in (NATIVE, MIGRATED, CHAT)
         }
         to_delete = {
             NATIVE: sorted({k for k, n in native_nodes.items() if _has_completed_window(n)}),
             MIGRATED: sorted({k for k, n in migrated_nodes.items() if _has_completed_window(n)}),
+            # OpenClaw refuses to delete an agent's main session ("Cannot delete the main session").
+            CHAT: sorted(k for k in chat_nodes if k != K_CHAT_MAIN),
         }
         cold_completed = [
             (k, w["sessionId"])
@@ -928,7 +1144,7 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
         note("copy gateway stopped")
         exports = {
             agent: _deleted_exports(copy / "agents" / agent / "sessions", before[agent])
-            for agent in (NATIVE, MIGRATED)
+            for agent in (NATIVE, MIGRATED, CHAT)
         }
 
         # 4. The plain JSONL-era agent (no database). Written last: a gateway refuses a legacy store.
@@ -939,6 +1155,8 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
             state,
             native_nodes,
             migrated_nodes,
+            chat_nodes,
+            chat_made,
             migrated_src,
             plain_src,
             exports,
@@ -948,7 +1166,7 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
         manifest["copyDeletions"] = deletions
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    final_config = {**_agents_config([NATIVE, MIGRATED, PLAIN]), "session": SESSION_CONFIG}
+    final_config = {**_agents_config([NATIVE, MIGRATED, CHAT, PLAIN]), "session": SESSION_CONFIG}
     (dest / "openclaw.json").write_text(json.dumps(final_config, indent=2) + "\n")
     note("manifest written")
     manifest["buildLog"] = list(log)
@@ -1044,6 +1262,79 @@ def _sqlite_agent(
     }
 
 
+def _chat_agent(
+    dest: Path, state: Path, nodes: dict[str, dict], exports: dict[str, Path], made: dict
+) -> dict:
+    """The chat agent: :func:`_sqlite_agent`'s live/completed lists, plus ``sessions``: per session its key,
+    sessionId, state (live / archived / deleted), its reset events in order as OpenClaw stored them, the
+    ``seq`` of its compressed rows, its planned reasons and its whole expected transcript (OpenClaw's
+    deletion export: made in the copy for ``main`` and ``talk``, in the build itself for ``gone``); and
+    ``produced``: for each reset reason and for "a compressed row inside a conversation", ``yes`` or
+    ``no: <what the build found>``."""
+    database = agent_database(state, CHAT)
+    agent = {"era": "sqlite", **_sqlite_agent(dest, state, CHAT, nodes, exports)}
+    deleted = {c["sessionId"]: c for c in agent["completed"] if c["how"] == "deleted"}
+    sessions = []
+    for key, plan in CHAT_PLAN.items():
+        entry: dict[str, Any] = {"key": key, "planned": plan["resets"], "plannedState": plan["state"]}
+        node = nodes.get(key)
+        if node is not None:
+            sid = node["currentSessionId"]
+            entry.update(
+                {
+                    "sessionId": sid,
+                    "state": "archived" if node["archivedAt"] is not None else "live",
+                    "windows": [w["sessionId"] for w in node["windows"]],
+                    "resets": _reset_events(database, sid),
+                    "zstdSeqs": _zstd_seqs(database, sid),
+                }
+            )
+            export = exports.get(sid)
+            if export is not None:
+                entry.update(_expect(dest, CHAT, sid, zst_bytes(export)))
+                entry["expectedFrom"] = f"copy: {export.name}"
+            else:
+                # The main session: OpenClaw writes no export of it (it refuses to delete or archive an
+                # agent's main session), so its rows are read as the other sessions' exports are made:
+                # transcript_events by seq, event_json or decoded event_zstd, each + "\n".
+                with read_only(database) as db:
+                    entry.update(_expect(dest, CHAT, sid, rows_transcript(db, sid)))
+                entry["expectedFrom"] = "rows: OpenClaw writes no export of an agent's main session"
+        elif key == K_CHAT_GONE and made.get("gone", {}).get("sessionId") in deleted:
+            # Deleted in the build: its reset events were read just before the deletion.
+            sid = made["gone"]["sessionId"]
+            gone = deleted[sid]
+            entry.update({"sessionId": sid, "state": "deleted", "windows": [], "zstdSeqs": []})
+            entry["resets"] = made["gone"]["resets"]
+            for field in ("file", "archiveRow", "expected", "bytes", "sha256", "expectedFrom"):
+                entry[field] = gone[field]
+        else:
+            entry.update({"sessionId": None, "state": None, "resets": [], "zstdSeqs": []})
+        if key == K_CHAT_MAIN:
+            entry["sessionIdAtStart"] = made.get("mainSessionIdAtStart")
+            entry["sessionIdAtEnd"] = made.get("mainSessionIdAtEnd")
+        sessions.append(entry)
+
+    produced: dict[str, str] = {}
+    for reason in CHAT_REASONS:
+        wrong = [
+            f"{s['key']}: planned {s['planned']}, found {[r['reason'] for r in s['resets']]}"
+            for s in sessions
+            if reason in s["planned"] and [r["reason"] for r in s["resets"]] != s["planned"]
+        ]
+        produced[reason] = "no: " + "; ".join(wrong) if wrong else "yes"
+    main = sessions[0]
+    seqs = [r["seq"] for r in main["resets"]]
+    inside = [z for z in main["zstdSeqs"] if any(a < z < b for a, b in itertools.pairwise(seqs))]
+    produced["compressedInsideConversation"] = (
+        f"yes: seq {inside} of {main['key']}"
+        if inside
+        else f"no: compressed seqs {main['zstdSeqs']}, reset seqs {seqs}"
+    )
+    agent.update({"sessions": sessions, "produced": produced, "dailyHourUtc": made.get("dailyHourUtc")})
+    return agent
+
+
 def _file_sessions(dest: Path, state: Path, agent: str, made: dict) -> dict:
     """Live and completed sessions of a JSONL-era agent, as written (the file bytes are the transcript)."""
     sessions = state / "agents" / agent / "sessions"
@@ -1067,6 +1358,8 @@ def _mixed_manifest(
     state: Path,
     native_nodes: dict,
     migrated_nodes: dict,
+    chat_nodes: dict,
+    chat_made: dict,
     migrated_src: dict,
     plain_src: dict,
     exports: dict[str, dict[str, Path]],
@@ -1107,7 +1400,12 @@ def _mixed_manifest(
         "stateDir": "state",
         "config": "openclaw.json",
         "produced": produced,
-        "agents": {NATIVE: native, MIGRATED: migrated, PLAIN: plain},
+        "agents": {
+            NATIVE: native,
+            MIGRATED: migrated,
+            CHAT: _chat_agent(dest, state, chat_nodes, exports[CHAT], chat_made),
+            PLAIN: plain,
+        },
     }
 
 

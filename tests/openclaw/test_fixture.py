@@ -10,8 +10,10 @@ Skipped only when OpenClaw cannot be installed because the npm registry is unrea
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
+import re
 import shutil
 import sqlite3
 import subprocess
@@ -22,6 +24,8 @@ import pytest
 import zstandard
 
 from tools import openclaw_fixture as fx
+
+SQLITE_AGENTS = ["native", "legacy", "chat"]
 
 
 def _npm_reachable() -> bool:
@@ -90,11 +94,23 @@ def test_manifest_is_written_next_to_the_state_dir(mixed):
     assert {a: m["era"] for a, m in manifest["agents"].items()} == {
         "native": "sqlite",
         "legacy": "migrated",
+        "chat": "sqlite",
         "jsonl": "jsonl",
     }
 
 
-@pytest.mark.parametrize("agent", ["native", "legacy"])
+def test_the_build_produced_cold_storage_and_the_cron_runs(mixed):
+    """The manifest records what OpenClaw's timing-dependent workers did; a build without them is not the
+    fixture the other tests describe."""
+    _, manifest = mixed
+    produced = manifest["produced"]
+    assert produced.get("cold") == "yes", f"cold storage not produced: {produced.get('cold')!r}"
+    assert str(produced.get("cron", "")).startswith("yes"), (
+        f"cron runs not produced: {produced.get('cron')!r}"
+    )
+
+
+@pytest.mark.parametrize("agent", SQLITE_AGENTS)
 def test_sqlite_agents_are_schema_23_and_no_openclaw_process_left_a_journal(mixed, agent):
     dest, manifest = mixed
     with closing(connect(dest, manifest["agents"][agent])) as db:
@@ -117,7 +133,7 @@ def test_plain_jsonl_agent_has_no_database(mixed):
         assert (dest / entry["file"]).read_bytes() == (dest / entry["expected"]).read_bytes()
 
 
-@pytest.mark.parametrize("agent", ["native", "legacy"])
+@pytest.mark.parametrize("agent", SQLITE_AGENTS)
 def test_live_sessions_are_unarchived_current_windows(mixed, agent):
     dest, manifest = mixed
     live = manifest["agents"][agent]["live"]
@@ -142,20 +158,20 @@ def test_native_agent_has_every_lifecycle_state(mixed):
     assert {"idle-rollover", "archived", "deleted"} <= hows
     assert "agent:native:main" in {s["key"] for s in native["live"]}
     assert any(c["zstdRows"] for c in completed(manifest, "native", "idle-rollover"))
-    if manifest["produced"].get("cold") == "yes":
-        assert any(c["cold"] for c in native["completed"])
-        assert any(s["cold"] for s in native["live"])
-    if manifest["produced"].get("cron", "").startswith("yes"):
-        # Ours, run twice; OpenClaw's own scheduled automations may add cron nodes of their own.
-        job = manifest["produced"]["cron"].split("job ", 1)[1]
-        (superseded,) = [c for c in completed(manifest, "native", "cron-superseded") if job in c["key"]]
-        assert superseded["key"] == f"agent:native:cron:{job}"
-        assert superseded["key"] in {s["key"] for s in native["live"]}
+    assert manifest["produced"].get("cold") == "yes", manifest["produced"]
+    assert any(c["cold"] for c in native["completed"])
+    assert any(s["cold"] for s in native["live"])
+    assert manifest["produced"].get("cron", "").startswith("yes"), manifest["produced"]
+    # Ours, run twice.
+    job = manifest["produced"]["cron"].split("job ", 1)[1]
+    (superseded,) = [c for c in completed(manifest, "native", "cron-superseded") if job in c["key"]]
+    assert superseded["key"] == f"agent:native:cron:{job}"
+    assert superseded["key"] in {s["key"] for s in native["live"]}
 
 
 def test_archived_and_superseded_sessions_are_completed_in_the_database(mixed):
     dest, manifest = mixed
-    for agent in ("native", "legacy"):
+    for agent in SQLITE_AGENTS:
         with closing(connect(dest, manifest["agents"][agent])) as db:
             for entry in manifest["agents"][agent]["completed"]:
                 if entry["how"] in ("archived", "recovered"):
@@ -225,7 +241,7 @@ def test_expected_bytes_equal_the_rows_of_every_hot_completed_session(mixed):
     """Two definitions, two sources: OpenClaw's deletion export (made in a copy) == our read of the rows."""
     dest, manifest = mixed
     checked = 0
-    for agent in ("native", "legacy"):
+    for agent in SQLITE_AGENTS:
         with closing(connect(dest, manifest["agents"][agent])) as db:
             for entry in manifest["agents"][agent]["completed"]:
                 if entry["source"] != "database":
@@ -234,7 +250,7 @@ def test_expected_bytes_equal_the_rows_of_every_hot_completed_session(mixed):
                 assert hashlib.sha256(expected).hexdigest() == entry["sha256"]
                 assert rows_bytes(db, entry["sessionId"]) == expected, entry
                 checked += 1
-    assert checked >= 3
+    assert checked >= 4
 
 
 def test_compressed_rows_decode_into_the_expected_bytes(mixed):
@@ -251,10 +267,9 @@ def test_compressed_rows_decode_into_the_expected_bytes(mixed):
 
 def test_cold_sessions_expected_bytes_equal_their_cold_archive(mixed):
     dest, manifest = mixed
-    if manifest["produced"].get("cold") != "yes":
-        pytest.skip(
-            f"OpenClaw did not move a transcript to cold storage in this build: {manifest['produced']}"
-        )
+    assert manifest["produced"].get("cold") == "yes", (
+        f"OpenClaw did not move a transcript to cold storage in this build: {manifest['produced']}"
+    )
     cold = [c for c in manifest["agents"]["native"]["completed"] if c["cold"]]
     assert cold
     for entry in cold:
@@ -291,7 +306,7 @@ def test_openclaw_lists_the_live_and_archived_sessions(mixed):
     dest, manifest = mixed
     listing = fx.sessions_listing(dest / "state")
     keys = {s["key"] for s in listing["sessions"]}
-    for agent in ("native", "legacy"):
+    for agent in SQLITE_AGENTS:
         assert {s["key"] for s in manifest["agents"][agent]["live"]} <= keys
 
 
@@ -303,3 +318,194 @@ def test_a_second_copy_is_identical_and_fast(mixed, tmp_path):
         assert (tmp_path / "again" / entry["expected"]).read_bytes() == (
             dest / entry["expected"]
         ).read_bytes()
+
+
+# -- the chat agent: conversations inside one session, written through OpenClaw's chat path ---------------
+HEX8 = re.compile(r"[0-9a-f]{8}")
+
+
+def chat_sessions(manifest: dict) -> dict[str, dict]:
+    return {s["key"]: s for s in manifest["agents"]["chat"]["sessions"]}
+
+
+def reset_lines(data: bytes) -> list[dict]:
+    """The reset events of a transcript (one JSON event a line), parsed with the json library."""
+    events = [json.loads(line) for line in data.splitlines()]
+    return [e for e in events if e.get("type") == "reset"]
+
+
+def test_chat_agent_produced_every_planned_piece(mixed):
+    _, manifest = mixed
+    produced = manifest["agents"]["chat"]["produced"]
+    assert set(produced) == {"new", "reset", "idle", "daily", "compressedInsideConversation"}
+    missing = {piece: why for piece, why in produced.items() if not why.startswith("yes")}
+    assert not missing, f"the chat agent lacks what it was built for: {missing}"
+
+
+def test_chat_sessions_hold_their_planned_resets_in_order(mixed):
+    _, manifest = mixed
+    sessions = chat_sessions(manifest)
+    assert list(sessions) == ["agent:chat:main", "agent:chat:talk", "agent:chat:gone"]
+    plans = {
+        "agent:chat:main": (["new", "idle", "reset", "daily"], "live"),
+        "agent:chat:talk": (["new", "reset"], "archived"),
+        "agent:chat:gone": (["new"], "deleted"),
+    }
+    for key, (reasons, state) in plans.items():
+        session = sessions[key]
+        assert session["sessionId"], f"{key} was not written: {session}"
+        assert session["state"] == state, f"{key}: {session['state']}, built to be {state}"
+        assert [r["reason"] for r in session["resets"]] == reasons, (key, session["resets"])
+        ids = [r["id"] for r in session["resets"]]
+        assert all(HEX8.fullmatch(i) for i in ids), ids
+        assert len(set(ids)) == len(ids), ids
+        assert [r["eventId"] for r in session["resets"]] == ids
+        seqs = [r["seq"] for r in session["resets"]]
+        assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), seqs
+    every_id = [r["id"] for s in sessions.values() for r in s["resets"]]
+    assert len(set(every_id)) == len(every_id), every_id
+
+
+def test_chat_reset_rows_are_indexed_as_resets(mixed):
+    """Each reset event is a ``transcript_events`` row whose ``transcript_event_identities`` row says
+    ``event_type = 'reset'`` with the event's id and seq; nothing else there is a reset."""
+    dest, manifest = mixed
+    chat = manifest["agents"]["chat"]
+    with closing(connect(dest, chat)) as db:
+        for session in chat["sessions"]:
+            if session["state"] == "deleted":
+                continue
+            sid = session["sessionId"]
+            indexed = db.execute(
+                "SELECT event_id, seq, created_at FROM transcript_event_identities"
+                " WHERE session_id = ? AND event_type = 'reset' ORDER BY seq",
+                (sid,),
+            ).fetchall()
+            assert indexed == [(r["id"], r["seq"], r["createdAt"]) for r in session["resets"]], session["key"]
+            for reset in session["resets"]:
+                text, created_at = db.execute(
+                    "SELECT event_json, created_at FROM transcript_events WHERE session_id = ? AND seq = ?",
+                    (sid, reset["seq"]),
+                ).fetchone()
+                event = json.loads(text)
+                assert (event["type"], event["id"], event["reason"]) == (
+                    "reset",
+                    reset["id"],
+                    reset["reason"],
+                )
+                assert created_at == reset["createdAt"] == reset["eventCreatedAt"]
+            in_rows = [
+                json.loads(text)["id"]
+                for (text,) in db.execute(
+                    "SELECT event_json FROM transcript_events WHERE session_id = ? AND event_json IS NOT NULL"
+                    " AND json_extract(event_json, '$.type') = 'reset' ORDER BY seq",
+                    (sid,),
+                )
+            ]
+            assert in_rows == [r["id"] for r in session["resets"]], session["key"]
+
+
+def test_chat_expected_transcripts_hold_the_same_resets(mixed):
+    """The whole-session expected bytes (OpenClaw's deletion export; rows for the main session, which
+    OpenClaw never exports) carry the reset events the manifest lists, in order."""
+    dest, manifest = mixed
+    chat = manifest["agents"]["chat"]
+    with closing(connect(dest, chat)) as db:
+        for session in chat["sessions"]:
+            assert session.get("expected"), f"{session['key']} has no expected transcript: {session}"
+            data = (dest / session["expected"]).read_bytes()
+            assert hashlib.sha256(data).hexdigest() == session["sha256"]
+            found = reset_lines(data)
+            assert [(e["id"], e["reason"]) for e in found] == [
+                (r["id"], r["reason"]) for r in session["resets"]
+            ], session["key"]
+            lines = data.splitlines()
+            for reset in session["resets"]:
+                assert json.loads(lines[reset["seq"]])["id"] == reset["id"], "line index is the seq"
+            if session["state"] != "deleted":
+                assert rows_bytes(db, session["sessionId"]) == data, session["key"]
+
+
+def test_chat_main_session_never_changed_its_session_id(mixed):
+    dest, manifest = mixed
+    main = chat_sessions(manifest)["agent:chat:main"]
+    sid = main["sessionId"]
+    assert main["sessionIdAtStart"] == main["sessionIdAtEnd"] == sid
+    assert main["windows"] == [sid]
+    assert "agent:chat:main" in {s["key"] for s in manifest["agents"]["chat"]["live"]}
+    with closing(connect(dest, manifest["agents"]["chat"])) as db:
+        windows = db.execute(
+            "SELECT session_id, previous_session_id FROM session_windows WHERE session_key = ?",
+            ("agent:chat:main",),
+        ).fetchall()
+        assert windows == [(sid, None)], "one window: the resets did not open a new session"
+        assert db.execute(
+            "SELECT current_session_id, archived_at FROM session_nodes WHERE session_key = ?",
+            ("agent:chat:main",),
+        ).fetchone() == (sid, None)
+        (header,) = db.execute(
+            "SELECT event_json FROM transcript_events WHERE session_id = ? AND seq = 0", (sid,)
+        ).fetchone()
+    assert json.loads(header)["id"] == sid
+    first_reset = main["resets"][0]["seq"] if main["resets"] else None
+    assert first_reset is not None and first_reset > 1, "the first conversation has rows before /new"
+    # The last conversation is open: turns follow the last reset.
+    lines = (dest / main["expected"]).read_bytes().splitlines()
+    after = [json.loads(line) for line in lines[main["resets"][-1]["seq"] + 1 :]]
+    assert sum(1 for e in after if e.get("type") == "message" and e["message"]["role"] == "user") == 2
+
+
+def test_chat_compressed_row_lies_inside_a_closed_conversation(mixed):
+    dest, manifest = mixed
+    main = chat_sessions(manifest)["agent:chat:main"]
+    seqs = [r["seq"] for r in main["resets"]]
+    inside = [z for z in main["zstdSeqs"] if any(a < z < b for a, b in itertools.pairwise(seqs))]
+    assert inside, f"no compressed row between two resets: zstd {main['zstdSeqs']}, resets {seqs}"
+    reasons = {r["seq"]: r["reason"] for r in main["resets"]}
+    with closing(connect(dest, manifest["agents"]["chat"])) as db:
+        for seq in inside:
+            text, blob, size = db.execute(
+                "SELECT event_json, event_zstd, event_utf8_bytes FROM transcript_events"
+                " WHERE session_id = ? AND seq = ?",
+                (main["sessionId"], seq),
+            ).fetchone()
+            assert text is None and blob is not None and size >= 1024
+            event = zstandard.ZstdDecompressor().decompressobj().decompress(blob)
+            assert len(event) == size and b"Long stand-in reply" in event
+            before = max(s for s in seqs if s < seq)
+            assert reasons[before] == "reset", "the long answer follows /reset"
+
+
+def test_chat_talk_is_archived_and_gone_is_deleted_with_its_export(mixed):
+    dest, manifest = mixed
+    chat = manifest["agents"]["chat"]
+    sessions = chat_sessions(manifest)
+    talk, gone = sessions["agent:chat:talk"], sessions["agent:chat:gone"]
+    (archived,) = [c for c in chat["completed"] if c["key"] == "agent:chat:talk"]
+    assert archived["how"] == "archived" and archived["sessionId"] == talk["sessionId"]
+    assert archived["zstdRows"] >= 1, "talk's second conversation holds a compressed answer"
+    (deleted,) = completed(manifest, "chat", "deleted")
+    assert deleted["sessionId"] == gone["sessionId"] and deleted["key"] == "agent:chat:gone"
+    path = dest / deleted["file"]
+    assert path.name.startswith(f"{gone['sessionId']}.jsonl.deleted.") and path.name.endswith(".zst")
+    assert re.search(r"\.[0-9a-f]{32}\.zst$", path.name), path.name
+    assert oct(path.stat().st_mode & 0o777) == "0o600"
+    expected = (dest / gone["expected"]).read_bytes()
+    assert fx.zst_bytes(path) == expected
+    with closing(connect(dest, chat)) as db:
+        (archived_at, entry) = db.execute(
+            "SELECT archived_at, entry_json FROM session_nodes WHERE session_key = ?", ("agent:chat:talk",)
+        ).fetchone()
+        assert archived_at is not None and json.loads(entry).get("archiveReason")
+        for table in ("session_windows", "transcript_events", "transcript_event_identities"):
+            count = db.execute(f"SELECT count(*) FROM {table} WHERE session_id = ?", (gone["sessionId"],))
+            assert count.fetchone()[0] == 0, table
+        node = db.execute("SELECT 1 FROM session_nodes WHERE session_key = ?", ("agent:chat:gone",))
+        assert node.fetchone() is None, "the deleted session's node is gone"
+        reason, encoding, blob = db.execute(
+            "SELECT reason, encoding, archive_blob FROM session_transcript_archives WHERE archive_name = ?",
+            (path.name,),
+        ).fetchone()
+    assert (reason, encoding) == ("deleted", "zstd")
+    with zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True) as reader:
+        assert reader.read() == expected
