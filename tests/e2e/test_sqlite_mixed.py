@@ -1,7 +1,10 @@
 """One run of the real DAG over a state dir written by OpenClaw 2026.9.6 itself (``tools/openclaw_fixture``):
 a native SQLite-era agent (real agent turns against a loopback model, idle rollovers, archived, deleted,
-zstd-compressed and cold sessions), an agent migrated from the JSONL era by OpenClaw's doctor, and a
-JSONL-era agent, side by side. What reaches Nexus is compared byte for byte with OpenClaw's own exports."""
+zstd-compressed and cold sessions), a chat agent driven through OpenClaw's chat path (``/new``, ``/reset``,
+idle and daily expiry inside one session; one chat archived, one deleted, the main chat still open), an
+agent migrated from the JSONL era by OpenClaw's doctor, and a JSONL-era agent, side by side. What reaches
+Nexus is compared byte for byte with OpenClaw's own exports, split into conversations here with the json
+library for the chat agent."""
 
 from __future__ import annotations
 
@@ -13,13 +16,35 @@ from tools.sandbox import API_KEY, new_sandbox
 
 
 def received(nexus) -> dict[tuple[str, str], bytes]:
+    """(agent, what was sent) → bytes; what was sent is the idempotency key's subject: ``<sessionId>`` for
+    a whole session, ``<sessionId>@<conversation>`` for one conversation."""
     got: dict[tuple[str, str], bytes] = {}
     for record in nexus.accepted():
         payload = json.loads(nexus.body(record["n"]))
-        key = (payload["agentId"], payload["sessionId"])
+        subject = record["idempotencyKey"].rpartition(":")[0]
+        assert subject.partition("@")[0] == payload["sessionId"], record["idempotencyKey"]
+        key = (payload["agentId"], subject)
         assert key not in got, f"{key} uploaded twice"
         got[key] = payload["transcript"].encode()
     return got
+
+
+def conversations_of(export: bytes) -> dict[str, bytes]:
+    """A session's conversations as the README defines them, from OpenClaw's export of the session: split
+    before each reset event, the header line repeated; conversation 0 named ``0``, the others by the
+    opening reset event's id."""
+    lines = export.splitlines(keepends=True)
+    header = lines[0] if json.loads(lines[0]).get("type") == "session" else b""
+    out: dict[str, bytes] = {}
+    name, current = "0", []
+    for line in lines:
+        event = json.loads(line)
+        if event.get("type") == "reset" and current:
+            out[name] = b"".join(current)
+            name, current = event["id"], [header]
+        current.append(line)
+    out[name] = b"".join(current)
+    return out
 
 
 def stable(listing: dict) -> str:
@@ -44,8 +69,23 @@ def test_one_run_over_native_migrated_and_jsonl_agents_is_byte_exact_and_leaves_
     agents = manifest["agents"]
     databases = {name: fixture / info["database"] for name, info in agents.items() if info.get("database")}
     expected: dict[tuple[str, str], bytes] = {}
+    chat = agents["chat"]
+    assert all(v == "yes" or v.startswith("yes:") for v in chat["produced"].values()), chat["produced"]
+    chat_ids = set()
+    open_conversations = set()
+    for session in chat["sessions"]:
+        sid = session["sessionId"]
+        chat_ids.add(sid)
+        parts = conversations_of((fixture / session["expected"]).read_bytes())
+        assert list(parts)[1:] == [r["id"] for r in session["resets"]], session["key"]
+        if session["state"] == "live":  # the open conversation stays with OpenClaw
+            open_conversations.add(("chat", f"{sid}@{list(parts)[-1]}"))
+            parts.popitem()
+        expected.update({("chat", f"{sid}@{name}"): data for name, data in parts.items()})
     for name, info in agents.items():
         for entry in info["completed"]:
+            if name == "chat" and entry["sessionId"] in chat_ids:
+                continue  # sent as conversations (above)
             if entry.get("expected"):
                 data = (fixture / entry["expected"]).read_bytes()
             else:  # no OpenClaw export of it: its rows, read here without the package
@@ -70,17 +110,23 @@ def test_one_run_over_native_migrated_and_jsonl_agents_is_byte_exact_and_leaves_
     assert set(got) == set(expected), (sorted(set(got) - set(expected)), sorted(set(expected) - set(got)))
     for key, data in expected.items():
         assert got[key] == data, f"{key}: not OpenClaw's export form, byte for byte"
-    assert not live & set(got), "a live session was uploaded"
-    assert first.job_result["message"] == f"Uploaded {len(expected)} sessions across 3 agents"
+    assert not live & {(agent, subject.partition("@")[0]) for agent, subject in got if "@" not in subject}, (
+        "a live session was uploaded"
+    )
+    assert not open_conversations & set(got), "an open conversation was uploaded"
+    assert first.job_result["message"] == f"Uploaded {len(expected)} sessions across 4 agents"
     assert second.job_result["itemsProcessed"] == 0 and second.state == "success"
     for name, path in databases.items():
         assert_database_untouched(db_before[name], database_files(path.parent.parent))
     assert stable(sessions_listing(state)) == stable(listing_before), "OpenClaw sees its sessions as before"
-    for name, info in agents.items():
+    for name in agents:
         archive = state / "agents" / name / "sessions" / "archive"
-        for entry in info["completed"]:
-            copy = archive / f"{entry['sessionId']}.jsonl"
-            assert copy.read_bytes() == expected[(name, entry["sessionId"])]
+        for agent, subject in expected:
+            if agent == name:
+                copy = archive / f"{subject}.jsonl"
+                assert copy.read_bytes() == expected[(name, subject)]
+                if "@" in subject:  # a copy this package wrote (a moved file keeps OpenClaw's mode)
+                    assert copy.stat().st_mode & 0o077 == 0, f"{copy} is readable by others"
     for name, info in agents.items():
         if info["era"] == "jsonl":
             assert f"agent {name} (JSONL files): " in first.output
@@ -88,4 +134,8 @@ def test_one_run_over_native_migrated_and_jsonl_agents_is_byte_exact_and_leaves_
             count = len(info["live"])
             assert f"agent {name} (SQLite database, agent schema 23): " in first.output
             assert f"{count} live sessions left to OpenClaw" in first.output
+    finished = sum(1 for agent, subject in expected if agent == "chat" and "@" in subject)
+    assert f"conversations in sessions with resets: {finished} finished (sent now or before), 1 open" in (
+        first.output
+    )
     assert sandbox.leaks(API_KEY, first.output, second.output) == []
