@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 
 from tests.e2e.conftest import assert_database_untouched, database_files
+from tests.oracle import conversations_of
 from tools.openclaw_fixture import openclaw_state, read_only, rows_transcript, sessions_listing
 from tools.sandbox import API_KEY, new_sandbox
 
@@ -27,24 +28,6 @@ def received(nexus) -> dict[tuple[str, str], bytes]:
         assert key not in got, f"{key} uploaded twice"
         got[key] = payload["transcript"].encode()
     return got
-
-
-def conversations_of(export: bytes) -> dict[str, bytes]:
-    """A session's conversations as the README defines them, from OpenClaw's export of the session: split
-    before each reset event, the header line repeated; conversation 0 named ``0``, the others by the
-    opening reset event's id."""
-    lines = export.splitlines(keepends=True)
-    header = lines[0] if json.loads(lines[0]).get("type") == "session" else b""
-    out: dict[str, bytes] = {}
-    name, current = "0", []
-    for line in lines:
-        event = json.loads(line)
-        if event.get("type") == "reset" and current:
-            out[name] = b"".join(current)
-            name, current = event["id"], [header]
-        current.append(line)
-    out[name] = b"".join(current)
-    return out
 
 
 def stable(listing: dict) -> str:

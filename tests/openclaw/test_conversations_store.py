@@ -26,6 +26,7 @@ from tests.openclaw.test_sqlite_store import (
     openclaw_write,
     query,
 )
+from tests.oracle import conversations_of
 from tools.openclaw_fixture import OpenClaw, read_only, rows_transcript
 
 
@@ -129,20 +130,9 @@ def iso(ms: int) -> str:
 
 
 def split(state: Path, sid: str) -> dict[str, bytes]:
-    """The session's conversations as the README defines them, computed here from its rows."""
+    """The session's conversations as the README defines them, from its rows read here."""
     with read_only(database(state)) as db:
-        lines = rows_transcript(db, sid).splitlines(keepends=True)
-    header = lines[0] if json.loads(lines[0]).get("type") == "session" else b""
-    out: dict[str, bytes] = {}
-    token, current = "0", []
-    for line in lines:
-        event = json.loads(line)
-        if event.get("type") == "reset" and current:
-            out[token] = b"".join(current)
-            token, current = event["id"], [header]
-        current.append(line)
-    out[token] = b"".join(current)
-    return out
+        return conversations_of(rows_transcript(db, sid))
 
 
 def upload_and_archive(state: Path, store: sqlite_store.SqliteStore, item: dict) -> bytes:
