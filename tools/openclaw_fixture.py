@@ -22,9 +22,11 @@ wait, and a killed install leaves nothing half-done. Every run is isolated: ``OP
 The gateway binds 127.0.0.1 only (``--bind loopback``, token auth) and is stopped with SIGTERM (a clean
 shutdown that checkpoints its databases), then its group is killed.
 
-**The "mixed" fixture** (one state dir, three agents). A cold start (install about 1 minute, build about
-4.5 minutes) takes about 5.5 minutes on 2 idle cores, up to 9.5 on 2 cores shared with other work; a
-cached copy takes about half a second. Needs libfaketime (Debian package ``faketime``).
+**The "mixed" fixture** (one state dir, four agents). A cold start takes about 2.5 minutes on 2 cores
+(install about 30 s, build about 115 s; more on cores busy with other work); a cached copy takes about
+half a second. The chat agent's steps take about 30 s but add next to nothing (114 s before, 113 s with
+them, measured back to back): they run while the build would otherwise wait for the cold worker's first
+run, about a minute after the gateway starts. Needs libfaketime (Debian package ``faketime``).
 
 ``native`` (SQLite era from its first message). Real agent turns through one gateway against
 ``tools/model_standin.py`` (an OpenAI-compatible model on 127.0.0.1), config ``session.reset = {mode:
@@ -38,7 +40,34 @@ that is archived (``openclaw sessions archive``) and one that is deleted (``open
 at ``-7m`` the idle chat gets a second message (a new ``sessionId``: the first window is superseded), and
 an isolated cron job is created and run twice (its node moves to a new session each run). Timestamps
 all lie in the past, so settle-time rules admit them. Memory-core dreaming is disabled: its scheduled
-job reads transcripts, which restores cold ones.
+job reads transcripts, which restores cold ones. So are the heartbeat (``agents.defaults.heartbeat.every:
+"0m"``: its poll turns land in ``main``) and the skill workshop's weekly review
+(``skills.workshop.autonomous.mode: "off"``: an isolated turn per agent, ``agent:<id>:cron:<uuid>``),
+so nothing unplanned lands in any agent.
+
+``chat`` (SQLite era, the CHAT path: ``chat.send``, as WebChat and the TUI send). Written on the same
+gateway between the native agent's ``-4d`` and ``-10m`` steps, by OpenClaw's own client
+(``GatewayChatClient`` of ``dist/gateway-chat-<hash>.mjs``, the TUI's) through ``tools/openclaw_chat.mjs``
+(one Node process; each ``chat.send`` waits for the run's terminal ``chat`` event). On this path a reset
+never changes the sessionId: ``/new``, ``/reset``, an idle and a daily expiry each append one ``reset``
+event (``{"type":"reset","id":"<8 hex>",…,"reason":…}``, indexed in ``transcript_event_identities`` with
+``event_type = 'reset'``) to the same session; the stretches between them are its conversations. With B
+a full hour 2 to 3 hours ago, at B - 10 min: ``agent:chat:main`` (the agent's main key) gets two turns,
+``/new``, a turn; ``agent:chat:talk`` a turn, ``/new``, a turn with a >= 1 KiB answer (stored as
+``event_zstd``), ``/reset``, a turn, and is archived (``openclaw sessions archive``); ``agent:chat:gone``
+a turn, ``/new``, a turn, and is deleted through the gateway (``openclaw sessions delete``: its
+``.jsonl.deleted.<ts>.<32 hex>.zst`` export and a ``session_transcript_archives`` row). At B - 6 min
+(past ``idleMinutes: 1``) a turn on ``main`` writes an ``idle`` reset, then ``/reset`` and a turn with a
+compressed answer; ``session.reset = {mode: "daily", atHour: <hour of B>}`` is set live (``openclaw
+config set … --strict-json``); at B + 2 min a turn writes a ``daily`` reset, and one more turn follows:
+``main`` stays live with one window, one sessionId and 5 conversations, the last one open. The idle
+config is then restored for the native agent. The manifest's ``agents.chat.sessions`` lists, per
+session, its key, sessionId, state (live/archived/deleted), planned reasons and its reset events in order
+(event id, reason, seq, ``created_at`` as OpenClaw stored them: read from ``transcript_event_identities``
+and ``transcript_events``; for ``gone`` just before its deletion) and the seqs of compressed rows;
+``agents.chat.produced`` says ``yes`` or ``no: <what was found>`` for each reason (``new``, ``reset``,
+``idle``, ``daily``) and for ``compressedInsideConversation``. The expected transcripts are whole
+sessions (the tests split them at the reset events).
 
 ``legacy`` (migrated). JSONL-era files written by :func:`write_jsonl_agent` (compact ``JSON.stringify``
 lines in OpenClaw's format: two live sessions in ``sessions.json``, one completed transcript not in the
@@ -54,23 +83,28 @@ every node that holds a completed session (``openclaw sessions delete KEYS --yes
 every generation of each as ``<sid>.jsonl.deleted.<ts>.<32 hex>.zst``, and the decompressed exports are
 the expected transcripts (``expected/<agent>/<sid>.jsonl``). OpenClaw deletes a cold transcript without
 any export, so the copy first reads its history (``gateway call chat.history``), which restores it into
-rows. The session deleted in the build itself is expected to be its own ``.zst`` export. For files (the
-``.reset.`` leftover, the plain JSONL agent) the file bytes are the transcript. ``tests/openclaw/
+rows. The sessions deleted in the build itself are expected to be their own ``.zst`` export. For files
+(the ``.reset.`` leftover, the plain JSONL agent) the file bytes are the transcript. ``tests/openclaw/
 test_fixture.py`` cross-checks these against the definition "``transcript_events`` by ``seq``,
 ``event_json`` or decoded ``event_zstd``, each + ``\\n``" (and the cold archive's event records), and
-checks that the migration kept the original file's bytes (``matchesOriginalFile``).
+checks that the migration kept the original file's bytes (``matchesOriginalFile``). OpenClaw refuses to
+delete (or archive) an agent's main session ("Cannot delete the main session (agent:chat:main)."), so it
+never exports ``agent:chat:main``: its expected bytes are its rows read by that definition, which the
+other chat sessions (reset events, a compressed row) check against OpenClaw's own exports.
 
 **Cache.** The whole result folder is cached under ``<cache>/fixtures/<name>-openclaw-<v>-node-<v>-<hash
-of this module and the stand-in>``, built in a temporary folder under a lock and renamed into place after
-every OpenClaw process of the build exited; :func:`openclaw_state` copies it (well under a second).
+of this module, the stand-in and the chat driver>``, built in a temporary folder under a lock and renamed
+into place after every OpenClaw process of the build exited; :func:`openclaw_state` copies it (well under
+a second).
 Paths recorded inside the state (``cwd`` of native transcripts, ``sessionFile`` of the JSONL agent, the
 migration manifest) name the temporary build folder, not the copy.
 
 **Not produced, and why.** Sub-agent sessions: they need the model to call the ``sessions_spawn`` tool,
-which the stand-in never does. Daily rollover: the same mechanism as the idle one. The ``session_end``
-plugin hook and disk-budget pruning are not exercised. If the cold worker does not run within 150 s
+which the stand-in never does. A daily rollover on the ``openclaw agent`` path (new sessionId): the same
+mechanism as the idle one (the chat agent has a daily reset event). The ``session_end`` plugin hook and
+disk-budget pruning are not exercised. If the cold worker does not run within 150 s
 ``manifest["produced"]["cold"]`` says so and the cold sessions are plain archived/live ones; likewise
-``produced["cron"]`` for the cron job.
+``produced["cron"]`` for the cron job; the fixture tests then fail.
 """
 
 from __future__ import annotations
@@ -616,6 +650,7 @@ class _Clock:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.offset = ""
+        self.shift = 0
 
     def set(self, offset: str) -> None:
         tmp = self.path.with_suffix(".tmp")
@@ -628,7 +663,12 @@ class _Clock:
     def at(self, epoch: float) -> None:
         """Move the clock so that it reads ``epoch`` (seconds) now. libfaketime takes one unit per offset
         ("-2h57m" is not understood): the offset is written in seconds."""
-        self.set(f"{round(epoch - time.time()):+d}s")
+        self.shift = round(epoch - time.time())
+        self.set(f"{self.shift:+d}s")
+
+    def now(self) -> float:
+        """The faked time, after :meth:`at`."""
+        return time.time() + self.shift
 
     def env(self) -> dict[str, str]:
         if not FAKETIME_LIBRARY.exists():
@@ -965,7 +1005,10 @@ def _chat_agent_phase(gw: Gateway, clock: _Clock, note: Any) -> dict:
         _lifecycle(gw, "delete", CHAT, [K_CHAT_GONE])
         note("chat agent: main, talk (archived), gone (deleted) written (clock B - 10 min)")
 
-        clock.at(hour - 360)
+        # Past the idle window (forward only, even on a slow machine), still before B.
+        clock.at(max(hour - 360, clock.now() + 90))
+        if clock.now() >= hour - 30:
+            raise RuntimeError("the chat agent's first steps took so long that the clock reached hour B")
         chat.send(K_CHAT_MAIN, "Back after the idle window.")
         chat.send(K_CHAT_MAIN, "/reset")
         chat.send(K_CHAT_MAIN, f"After /reset, a long answer: {LONG_MARKER} please.")
@@ -973,7 +1016,7 @@ def _chat_agent_phase(gw: Gateway, clock: _Clock, note: Any) -> dict:
 
         daily = {"mode": "daily", "atHour": made["dailyHourUtc"]}
         _config_set_live(gw, "session.reset", daily)
-        clock.at(hour + 120)
+        clock.at(max(hour + 120, clock.now() + 60))
         chat.send(K_CHAT_MAIN, "The next day's first message.")
         chat.send(K_CHAT_MAIN, "The open conversation goes on.")
         made["mainSessionIdAtEnd"] = _current_session_id(database, K_CHAT_MAIN)
@@ -1415,7 +1458,8 @@ BUILDERS = {"mixed": _build_mixed}
 
 def _source_hash() -> str:
     digest = hashlib.sha256()
-    for source in (Path(__file__), Path(__file__).with_name("model_standin.py")):
+    for name in ("openclaw_fixture.py", "model_standin.py", "openclaw_chat.mjs"):
+        source = Path(__file__).with_name(name)
         digest.update(source.read_bytes())
     return digest.hexdigest()[:16]
 
@@ -1424,7 +1468,8 @@ _SOURCE_HASH = _source_hash()  # of the code this process imported
 
 
 def fixture_key(name: str) -> str:
-    """Cache key: the fixture's name, the pinned versions and a hash of this module and the stand-in."""
+    """Cache key: the fixture's name, the pinned versions and a hash of this module, the stand-in and the
+    chat driver (``openclaw_chat.mjs``)."""
     return f"{name}-openclaw-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{_SOURCE_HASH}"
 
 
