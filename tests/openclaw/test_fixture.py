@@ -430,8 +430,11 @@ def test_chat_main_session_never_changed_its_session_id(mixed):
     dest, manifest = mixed
     main = chat_sessions(manifest)["agent:chat:main"]
     sid = main["sessionId"]
-    assert main["sessionIdAtStart"] == main["sessionIdAtEnd"] == sid
-    assert main["windows"] == [sid]
+    assert main["sessionIdAtStart"] == main["sessionIdAtEnd"] == sid, (
+        f"the main session's id changed: {main['sessionIdAtStart']} at its first turn,"
+        f" {main['sessionIdAtEnd']} at its last, {sid} now"
+    )
+    assert main["windows"] == [sid], f"more than one window: {main['windows']}"
     assert "agent:chat:main" in {s["key"] for s in manifest["agents"]["chat"]["live"]}
     with closing(connect(dest, manifest["agents"]["chat"])) as db:
         windows = db.execute(
