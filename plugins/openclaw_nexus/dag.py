@@ -36,23 +36,27 @@ import pendulum
 from airflow.sdk import (
     Asset,
     AssetAlias,
-    CronDataIntervalTimetable,
     Param,
     dag,
     get_current_context,
     task,
     task_group,
 )
-from airflow.sdk.exceptions import AirflowFailException
 
 from openclaw_nexus import __version__, runs
+from openclaw_nexus.compat import EXPONENTIAL_BACKOFF, AirflowFailException, CronDataIntervalTimetable
 from openclaw_nexus.config import MAX_SESSIONS_CEILING, Settings, fleet
 from openclaw_nexus.nexus import SessionUploadOperator
 
 NEXUS_SESSIONS = Asset("nexus://sessions")
 UPLOADS_ALIAS = AssetAlias("session_upload__uploads")
-SESSION_LABEL = "{{ task.session['agentId'] }}/{{ task.session['sessionId'] }}"
-ARCHIVE_LABEL = "{{ task.op_kwargs['session']['agentId'] }}/{{ task.op_kwargs['session']['sessionId'] }}"
+# Mapped task labels, read from ``ti.task``: the task rendered for this try. Before Airflow 3.1.3 the
+# context's ``task`` is the unrendered one, whose task-group arguments are still placeholders (rendering
+# the label failed after the upload, and the retry sent it again).
+SESSION_LABEL = "{{ ti.task.session['agentId'] }}/{{ ti.task.session['sessionId'] }}"
+ARCHIVE_LABEL = (
+    "{{ ti.task.op_kwargs['session']['agentId'] }}/{{ ti.task.op_kwargs['session']['sessionId'] }}"
+)
 # What runs, visible in the UI: the DAG docs end with the package version, and one tag carries it.
 VERSION_TAG = f"session-upload:{__version__}"
 DOC_MD = f"{__doc__.rstrip()}\n\nPackage: `session-upload {__version__}`.\n"
@@ -130,7 +134,7 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
         default_args={
             "retries": settings.task_retries,
             "retry_delay": timedelta(seconds=settings.retry_delay_seconds),
-            "retry_exponential_backoff": 2.0,
+            "retry_exponential_backoff": EXPONENTIAL_BACKOFF,
             "max_retry_delay": timedelta(minutes=10),
         },
         params={

@@ -17,10 +17,10 @@ import requests
 import tenacity
 from airflow.providers.http.hooks.http import HttpHook
 from airflow.providers.http.operators.http import HttpOperator
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret
 
 from openclaw_nexus import conversations, stores
+from openclaw_nexus.compat import AirflowException, AirflowFailException
 from openclaw_nexus.config import DEFAULT_CONN_ID, state_dir
 from openclaw_nexus.redact import excerpt, scrub
 from openclaw_nexus.retry import is_transient_status, retry_args

@@ -11,10 +11,9 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
-
 from openclaw_nexus import discovery, result, stores
 from openclaw_nexus.archive import ArchiveError
+from openclaw_nexus.compat import AirflowFailException
 from openclaw_nexus.config import state_dir
 
 log = logging.getLogger(__name__)

@@ -13,10 +13,20 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def airflow_core():
+    """(DagBag, the DAG serializer) where Airflow core keeps them: since 3.2.0, or before (tests/adoption)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+        from airflow.serialization.serialized_objects import DagSerialization
+    except ImportError:  # Airflow < 3.2.0
+        from airflow.models.dagbag import DagBag
+        from airflow.serialization.serialized_objects import SerializedDAG as DagSerialization
+    return DagBag, DagSerialization
+
+
 @pytest.fixture(scope="module")
 def dagbag():
-    from airflow.dag_processing.dagbag import DagBag
-
+    DagBag, _ = airflow_core()
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
@@ -47,6 +57,30 @@ def test_contract_ids_tags_docs_and_schedule(dag):
     assert type(dag.timetable).__name__ == "CronDataIntervalTimetable", "backfills need real data intervals"
     leaves = [t.task_id for t in dag.tasks if not t.downstream_list]
     assert leaves == ["job_result"]
+
+
+def test_compat_gives_the_sdk_names_from_3_2_and_core_names_before(dag):
+    """openclaw_nexus.compat: on Airflow 3.2+ exactly the airflow.sdk objects; on 3.1 (tests/adoption)
+    core's. Either way the task retry waits double (3.2 made the setting a multiplier)."""
+    import airflow.sdk
+
+    from openclaw_nexus import compat
+
+    if compat.SDK_1_2:
+        from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+        timetable = airflow.sdk.CronDataIntervalTimetable
+        assert compat.EXPONENTIAL_BACKOFF == 2.0
+    else:
+        from airflow.exceptions import AirflowException, AirflowFailException
+        from airflow.timetables.interval import CronDataIntervalTimetable as timetable
+
+        assert not hasattr(airflow.sdk, "CronDataIntervalTimetable")
+        assert compat.EXPONENTIAL_BACKOFF is True
+    assert compat.CronDataIntervalTimetable is timetable
+    assert (compat.AirflowException, compat.AirflowFailException) == (AirflowException, AirflowFailException)
+    assert type(dag.timetable) is timetable
+    assert {t.retry_exponential_backoff for t in dag.tasks} == {compat.EXPONENTIAL_BACKOFF}
 
 
 def test_the_package_version_is_visible_in_the_docs_and_tags(dag):
@@ -91,9 +125,7 @@ def test_params_are_documented_with_safe_defaults(dag):
 
 
 def test_serialized_dag_carries_no_connection_details(monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
-    from airflow.serialization.serialized_objects import DagSerialization
-
+    DagBag, DagSerialization = airflow_core()
     key = "parse-time-key-must-not-appear"
     monkeypatch.setenv(
         "AIRFLOW_CONN_NEXUS_DEFAULT",
@@ -124,8 +156,7 @@ def test_plugin_loader_does_not_run_package_modules_as_top_level_modules(tmp_pat
 
 
 def test_a_fleet_builds_one_dag_per_host_with_file_tasks_on_its_queue(monkeypatch):
-    from airflow.dag_processing.dagbag import DagBag
-
+    DagBag, _ = airflow_core()
     monkeypatch.setenv("SESSION_UPLOAD_FLEET", '[{"host": "box-1"}, {"host": "box-2", "queue": "q2"}]')
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
