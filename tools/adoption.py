@@ -28,10 +28,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 # The lowest releases the package works with (README, "Add it to your Airflow"; pyproject's ranges).
-LOWEST_AIRFLOW = "3.2.0"
+LOWEST_AIRFLOW = "3.1.0"
 LOWEST_HTTP_PROVIDER = "5.0.0"
-# apache-airflow 3.2.0 was uploaded to PyPI on 2026-04-07: resolve its dependencies as of the next day.
-LOWEST_AIRFLOW_RESOLVED_AT = "2026-04-08T00:00:00Z"
+# apache-airflow 3.1.0 was uploaded to PyPI on 2025-09-25: resolve its dependencies as of the next day.
+LOWEST_AIRFLOW_RESOLVED_AT = "2025-09-26T00:00:00Z"
 # Test tools for running tests/integrity inside that venv (never part of the distribution).
 TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "pyyaml>=6", "jsonschema>=4.20")
 
