@@ -32,6 +32,10 @@ LOWEST_AIRFLOW = "3.1.0"
 LOWEST_HTTP_PROVIDER = "5.0.0"
 # apache-airflow 3.1.0 was uploaded to PyPI on 2025-09-25: resolve its dependencies as of the next day.
 LOWEST_AIRFLOW_RESOLVED_AT = "2025-09-26T00:00:00Z"
+# The newest: the Airflow the project's venv is locked to (pyproject's constraint-dependencies), uploaded to
+# PyPI on 2026-09-17; a fresh venv of it is resolved as of the next day, like the lowest.
+NEWEST_AIRFLOW = "3.3.2"
+NEWEST_AIRFLOW_RESOLVED_AT = "2026-09-18T00:00:00Z"
 # Test tools for running tests/integrity inside that venv (never part of the distribution).
 TEST_TOOLS = ("pytest>=8", "pytest-timeout>=2.3", "pyyaml>=6", "jsonschema>=4.20")
 

@@ -1,7 +1,8 @@
-"""README, "Add it to your Airflow", tried as a new user would: a fresh venv holding only Airflow at the
-lowest supported release, then the section's steps as written (install with pip, the DAG file, the
-Connection and OPENCLAW_STATE_DIR, one `airflow dags test`, and the Dockerfile's RUN line, in a plain venv
-since there is no Docker engine), then the run must have uploaded to the Nexus stand-in and archived."""
+"""README, "Add it to your Airflow", tried as a new user would: a fresh venv holding only Airflow, at the
+lowest supported release and at the newest (the locked one), then the section's steps as written (install
+with pip, the DAG file, the Connection and OPENCLAW_STATE_DIR, one `airflow dags test`, and the Dockerfile's
+RUN line, in a plain venv since there is no Docker engine), then the run must have uploaded to the Nexus
+stand-in and archived, and no package the venv had may have changed version."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from openclaw_nexus import __version__
 from tests.e2e.test_dag_runs import assert_received_exactly, sessions_of, snapshot_tree
 from tools import adoption
 from tools.make_sample_state import make_state
-from tools.sandbox import API_KEY, ROOT, AirflowSandbox
+from tools.sandbox import API_KEY, ROOT, AirflowSandbox, migrate
 
 SECTION = "## Add it to your Airflow"
 
@@ -36,18 +38,65 @@ def commands(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
-@pytest.fixture
-def fresh_venv(tmp_path: Path) -> Path:
+RELEASES = {
+    adoption.LOWEST_AIRFLOW: adoption.LOWEST_AIRFLOW_RESOLVED_AT,
+    adoption.NEWEST_AIRFLOW: adoption.NEWEST_AIRFLOW_RESOLVED_AT,
+}
+
+
+def test_the_newest_release_tried_is_the_locked_one():
+    locked = re.search(r'"apache-airflow==([^"]+)"', (ROOT / "pyproject.toml").read_text())
+    assert locked and locked.group(1) == adoption.NEWEST_AIRFLOW
+
+
+@pytest.fixture(params=sorted(RELEASES, key=Version))
+def fresh_venv(request, tmp_path: Path) -> Path:
     """A venv with pip and only Airflow (resolved as of its release day, as its constraints would)."""
     venv = tmp_path / "venv"
     adoption.run([adoption.uv(), "venv", "--quiet", "--no-config", "--seed", "--python", "python3.11", venv])
-    adoption.install(
-        venv, [f"apache-airflow=={adoption.LOWEST_AIRFLOW}"], adoption.LOWEST_AIRFLOW_RESOLVED_AT
-    )
+    adoption.install(venv, [f"apache-airflow=={request.param}"], RELEASES[request.param])
     return venv
 
 
-def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, dists, user_home, nexus, tmp_path):
+@pytest.fixture
+def fresh_home(fresh_venv: Path, lowest_template: Path, tmp_path: Path) -> Path:
+    """The user's Airflow home: a metadata DB migrated by the venv's Airflow, empty DAGs and plugins."""
+    home = tmp_path / "airflow"
+    if adoption.versions(fresh_venv)["apache-airflow"] == adoption.LOWEST_AIRFLOW:
+        (home / "dags").mkdir(parents=True)
+        shutil.copy(lowest_template / "airflow.db", home / "airflow.db")  # migrated by the same release
+    else:
+        migrate(home, fresh_venv / "bin")
+        (home / "dags").mkdir()
+    (home / "plugins").mkdir()
+    return home
+
+
+def newest_admissible_http(venv: Path, installed: Path) -> str:
+    """The providers-http an independent resolver (uv, not pip) picks when everything installed stays."""
+    wanted = venv.parent / "wanted.in"
+    wanted.write_text("apache-airflow-providers-http>=5.0.0\n")
+    python = venv / "bin" / "python"
+    done = adoption.run(
+        [
+            adoption.uv(),
+            "pip",
+            "compile",
+            "--no-config",
+            "--quiet",
+            "--no-header",
+            "--python",
+            python,
+            "--constraint",
+            installed,
+            wanted,
+        ]
+    )
+    (pin,) = re.findall(r"^apache-airflow-providers-http==(\S+)", done.stdout, re.M)
+    return pin
+
+
+def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, dists, fresh_home, nexus, tmp_path):
     sdist, wheel = dists
     blocks = readme_blocks()
     assert [lang for lang, _ in blocks] == ["bash", "python", "bash", "bash", "dockerfile"], blocks
@@ -71,13 +120,20 @@ def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, dists, use
         )
         assert done.returncode == 0, f"{line}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
 
+    user_home = fresh_home
     # 1. Install: pip into the existing Airflow; nothing already there changes version.
     before = adoption.versions(fresh_venv)
-    assert before["apache-airflow"] == adoption.LOWEST_AIRFLOW
+    assert before["apache-airflow"] in RELEASES
     assert "session-upload" not in before and "apache-airflow-providers-http" not in before
-    (line,) = commands(install)
-    assert line.startswith("pip install ")
+    freeze, line = commands(install)
+    assert freeze == "pip list --format=freeze > airflow-as-installed.txt", freeze
+    assert line.startswith("pip install ") and line.endswith(" --constraint airflow-as-installed.txt"), line
+    subprocess.run(["bash", "-euo", "pipefail", "-c", freeze], env=shell_env, cwd=tmp_path, check=True)
     shell(line, sdist)  # pip builds the wheel from the sdist itself
+    installed = adoption.versions(fresh_venv)
+    assert installed["apache-airflow-providers-http"] == newest_admissible_http(
+        fresh_venv, tmp_path / "airflow-as-installed.txt"
+    )
     # The Dockerfile's RUN line, on the image's AIRFLOW_VERSION, in the same Airflow: changes nothing more.
     (base, run) = commands(dockerfile)
     assert re.fullmatch(r"FROM apache/airflow:3\.\d+\.\d+", base)
@@ -87,11 +143,8 @@ def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, dists, use
     changed = {
         name: (version, after.get(name)) for name, version in before.items() if after.get(name) != version
     }
-    # Airflow itself never moves. The one package pip may move is a provider the newest providers-http
-    # needs newer (README: "packages you already have"), and only ever up.
-    assert not {"apache-airflow", "apache-airflow-core", "apache-airflow-task-sdk"} & set(changed), changed
-    assert set(changed) <= {"apache-airflow-providers-common-compat"}, changed
-    assert all(new and Version(new) > Version(old) for old, new in changed.values()), changed
+    # Nothing the user had moves: not Airflow, not its providers, not their dependencies.
+    assert changed == {}, changed
     assert after["session-upload"] == __version__
     assert "apache-airflow-providers-http" in after
 
