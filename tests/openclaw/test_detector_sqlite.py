@@ -1,0 +1,115 @@
+"""openclaw_nexus.detector on a SQLite-era agent (OpenClaw 2026.9.6's own database, changed the way its
+writer would) next to JSONL-era agents: what a poll signals and what it scans."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from openclaw_nexus import discovery, stores
+from openclaw_nexus.detector import Detector, key_of
+from tests.openclaw.test_sqlite_store import database, main_sid, openclaw_write, query
+from tools.make_sample_state import make_state
+
+
+class Frozen:
+    """A timer that never moves: scans take no time, so the duty bound never holds a scan back."""
+
+    def __call__(self) -> float:
+        return 0.0
+
+
+def watch(state: Path, **settings) -> Detector:
+    return Detector(state, settle_seconds=0, clock=time.time, timer=Frozen(), **settings)
+
+
+def pending(state: Path, agent: str) -> list[tuple]:
+    scan = stores.scan_agent(state, agent, discovery.Window(time.time(), settle_seconds=0))
+    return [key_of(item) for item in scan.sessions]
+
+
+def deliver(state: Path, session: dict) -> None:
+    """What the DAG does once Nexus confirmed a session: archive it, through the stores."""
+    transcript = stores.open_transcript(state, session)
+    data = transcript.path.read_bytes()
+    receipt = {
+        **session,
+        "size": len(data),
+        "mtimeNs": transcript.path.stat().st_mtime_ns,
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "staged": transcript.staged,
+        "duplicateOf": None,
+    }
+    stores.record_archived(state, session, receipt)
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@pytest.mark.parametrize("closed", [False, True], ids=["open", "closed-cleanly"])
+def test_every_pending_completion_is_signalled_once_and_reading_the_database_changes_nothing(state, closed):
+    make_state(state, ["a1", "a2", "a3"], completed=2, seed=11)
+    if closed:  # OpenClaw closed its database cleanly: no -wal, no -shm (a read creates them again)
+        for suffix in ("-wal", "-shm"):
+            database(state).with_name(database(state).name + suffix).unlink(missing_ok=True)
+    detector = watch(state, sweep_per_poll=1)
+    first = detector.poll()
+    expected = [key for agent in ["a1", "a2", "a3", "main"] for key in pending(state, agent)]
+    assert any(agent == "main" for agent, _, _ in expected), "the fixture has completed sessions"
+    assert sorted(first.new) == sorted(expected) and len(set(first.new)) == len(first.new)
+    assert first.scanned == ["a1", "a2", "a3", "main"] and first.errors == []
+    for _ in range(2):  # the sweep took a1 at the first poll, then takes a2 and a3: main is never due
+        poll = detector.poll()
+        assert poll.new == [] and poll.changed == [], "our own read-only scan changed what a poll sees"
+        assert poll.scanned == poll.swept and "main" not in poll.scanned
+
+
+def test_a_live_session_growing_signals_nothing(state):
+    detector = watch(state, sweep_per_poll=0)
+    detector.poll()
+    sid = main_sid(state)
+    (seq,) = query(state, "SELECT max(seq) + 1 FROM transcript_events WHERE session_id = ?", (sid,))[0]
+    event = json.dumps({"type": "message", "id": "live", "message": {"role": "user", "content": "more"}})
+    openclaw_write(
+        state,
+        (
+            "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, ?, ?)",
+            [sid, seq, event, now_ms()],
+        ),
+        (
+            "UPDATE session_windows SET updated_at = ?, transcript_updated_at = ? WHERE session_id = ?",
+            [now_ms(), now_ms(), sid],
+        ),
+    )
+    poll = detector.poll()
+    assert poll.changed == ["main"] and poll.scanned == ["main"]
+    assert poll.new == []
+
+
+def test_a_session_completing_signals_exactly_it_and_what_the_dag_archived_is_forgotten(state):
+    detector = watch(state, sweep_per_poll=0)
+    before = detector.poll().new
+    sid = main_sid(state)
+    openclaw_write(
+        state,
+        (
+            "UPDATE session_nodes SET archived_at = ?, updated_at = ? WHERE session_key = 'agent:main:main'",
+            [now_ms(), now_ms()],
+        ),
+    )
+    completed = detector.poll()
+    assert completed.changed == ["main"]
+    assert completed.new == [("main", f"openclaw-agent.sqlite#{sid}", None)]
+    assert detector.pending == len(before) + 1
+
+    scan = stores.scan_agent(state, "main", discovery.Window(time.time(), settle_seconds=0))
+    for session in scan.sessions:
+        deliver(state, session)
+    assert pending(state, "main") == []
+    archived = detector.poll()
+    assert archived.changed == ["main"] and archived.new == [] and detector.pending == 0
