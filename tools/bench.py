@@ -363,6 +363,33 @@ const proto = db.prepare(
   "SELECT w.session_id AS sid FROM session_windows AS w JOIN session_nodes AS n USING (session_key)" +
   " WHERE n.archived_at IS NOT NULL ORDER BY w.session_id LIMIT 1").get().sid;
 const p = { ...spec, proto, grouped: spec.live_nodes * spec.per_node, settling: spec.settling_every || -1 };
+// The rows each clone gets: the prototype's own, and with ``spec.conversations`` > 1 that many conversations,
+// as OpenClaw's /new writes them: conversation k > 0 is a reset event (type "reset", 8-hex id, an identity
+// row with event_type 'reset') and the prototype's first two messages. Reset times are old, like the windows.
+db.exec("CREATE TEMP TABLE pe (seq INTEGER, event_json TEXT, created_at INTEGER, event_zstd BLOB," +
+  " event_utf8_bytes INTEGER, navigation_json TEXT)");
+db.exec("CREATE TEMP TABLE pi (event_id TEXT, seq INTEGER, event_type TEXT, parent_id TEXT," +
+  " message_idempotency_key TEXT, created_at INTEGER)");
+run(`INSERT INTO temp.pe SELECT seq, event_json, created_at, event_zstd, event_utf8_bytes, navigation_json
+  FROM transcript_events WHERE session_id = :proto`, p);
+run(`INSERT INTO temp.pi SELECT event_id, seq, event_type, parent_id, message_idempotency_key, created_at
+  FROM transcript_event_identities WHERE session_id = :proto`, p);
+const conversations = spec.conversations || 1;
+const first = db.prepare("SELECT max(seq) + 1 AS n FROM temp.pe").get().n;
+for (let c = 1; c < conversations; c++) {
+  const base = first + (c - 1) * 3;
+  const rid = (0xc0ffee00 + c).toString(16);
+  const at = spec.old_ms - (conversations - c) * 1000;
+  const reset = JSON.stringify({ type: "reset", id: rid, parentId: null,
+    timestamp: new Date(at).toISOString(), reason: "new" });
+  db.prepare("INSERT INTO temp.pe VALUES (?, ?, ?, NULL, NULL, NULL)").run(base, reset, at);
+  db.prepare("INSERT INTO temp.pi VALUES (?, ?, 'reset', NULL, NULL, ?)").run(rid, base, at);
+  run(`INSERT INTO temp.pe SELECT :base + seq, event_json, :at, event_zstd, event_utf8_bytes, navigation_json
+    FROM transcript_events WHERE session_id = :proto AND seq BETWEEN 1 AND 2`, { ...p, base, at });
+  run(`INSERT INTO temp.pi SELECT event_id || '.' || :c, :base + seq, event_type, parent_id,
+    message_idempotency_key, :at FROM transcript_event_identities WHERE session_id = :proto AND seq BETWEEN 1
+    AND 2`, { ...p, base, at, c });
+}
 db.exec("CREATE TEMP TABLE plan (i INTEGER PRIMARY KEY, sid TEXT, key TEXT, prev TEXT, grouped INTEGER," +
   " pos INTEGER, at INTEGER)");
 run(`WITH RECURSIVE c(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM c WHERE i + 1 < :sessions)
@@ -390,12 +417,12 @@ run(`INSERT INTO transcript_events (session_id, seq, event_json, created_at, eve
     navigation_json)
   SELECT plan.sid, e.seq, replace(e.event_json, :proto, plan.sid), e.created_at, e.event_zstd,
     e.event_utf8_bytes, e.navigation_json
-  FROM temp.plan AS plan, transcript_events AS e WHERE e.session_id = :proto ORDER BY plan.sid, e.seq`, p);
+  FROM temp.plan AS plan, temp.pe AS e ORDER BY plan.sid, e.seq`, p);
 run(`INSERT INTO transcript_event_identities (session_id, event_id, seq, event_type, parent_id,
     message_idempotency_key, created_at)
   SELECT plan.sid, replace(i.event_id, :proto, plan.sid), i.seq, i.event_type, i.parent_id,
     i.message_idempotency_key, i.created_at
-  FROM temp.plan AS plan, transcript_event_identities AS i WHERE i.session_id = :proto`, p);
+  FROM temp.plan AS plan, temp.pi AS i`, p);
 db.exec("COMMIT");
 db.exec("PRAGMA wal_checkpoint(TRUNCATE)");
 const count = (sql) => db.prepare(sql).get().n;
@@ -530,8 +557,10 @@ def scale_agent(
     per_node: int = 10,
     settling_every: int = 0,
     age_seconds: float = 86400,
+    conversations: int = 1,
 ) -> dict:
-    """Add ``sessions`` windows to the agent's database by cloning its archived session (see _SCALE_JS)."""
+    """Add ``sessions`` windows to the agent's database by cloning its archived session (see _SCALE_JS),
+    each with ``conversations`` conversations (``conversations - 1`` reset events)."""
     now_ms = int(time.time() * 1000)
     spec = {
         "sessions": sessions,
@@ -542,6 +571,7 @@ def scale_agent(
         "settling_every": settling_every,
         "now_ms": now_ms,
         "old_ms": now_ms - int(age_seconds * 1000),
+        "conversations": conversations,
     }
     return _node_sqlite(_database(state, agent), _SCALE_JS, spec)
 
@@ -571,30 +601,80 @@ def _reads_logged(root: Path) -> list[float]:
     return reads
 
 
-def _archive_copies(state: Path, agent: str, completed: dict, share: float) -> int:
-    """Archive copies (as the upload makes them, mtime = last change) for ``share`` of the sessions."""
+def _archive_copies(state: Path, agent: str, found, share: float) -> int:
+    """Archive copies, as the upload makes them, for ``share`` of the completed sessions: one per session
+    (mtime = its last change), or for a session with reset events one per conversation (mtime = the reset
+    that closed it, the last one's the session's last change). Returns the number of sessions covered."""
+    from openclaw_nexus import conversations
+
     archive = state / "agents" / agent / "sessions" / "archive"
     archive.mkdir(parents=True, exist_ok=True)
     made = 0
-    for n, (session_id, (_, mtime_ns, _)) in enumerate(sorted(completed.items())):
-        if n % 100 < share * 100:
-            path = archive / f"{session_id}.jsonl"
+    for n, (session_id, (_, mtime_ns, _)) in enumerate(sorted(found.completed.items())):
+        if n % 100 >= share * 100:
+            continue
+        resets = found.resets.get(session_id, [])
+        copies = [(session_id, mtime_ns)]
+        if resets:
+            tokens = [conversations.FIRST, *(event_id for event_id, _ in resets)]
+            closings = [created_ns for _, created_ns in resets] + [mtime_ns]
+            copies = [(conversations.stem(session_id, c), at) for c, at in zip(tokens, closings, strict=True)]
+        for stem, at in copies:
+            path = archive / f"{stem}.jsonl"
             path.write_bytes(b'{"type":"session"}\n')
-            os.utime(path, ns=(mtime_ns, mtime_ns))
-            made += 1
+            os.utime(path, ns=(at, at))
+        made += 1
     return made
 
 
-def bench_sqlite_discovery(sessions: int, files: int, exports: int) -> None:
-    """Discovery over an agent database of ``sessions`` windows, beside the JSONL era's ``files`` files;
-    then the read transaction of exporting ``exports`` of its sessions."""
+def _discovery_rows(state: Path, window, label: str, build_s: float, grown: dict) -> tuple[list, object]:
+    """Discovery figures of one scaled agent database: alone, first run, steady state (95 % archived)."""
     from openclaw_nexus import sqlite_store, stores
-    from openclaw_nexus.discovery import Window
 
-    work = Path(tempfile.mkdtemp(prefix="bench-sqlite-discovery-"))
-    state = openclaw_template(work / "state", ["main"])
     database = _database(state, "main")
-    existing = sqlite_store.scan_database(database)
+    db_s, found = _timed(lambda: sqlite_store.scan_database(database))
+    first_s, first = _timed(lambda: stores.scan_agent(state, "main", window))
+    copies = _archive_copies(state, "main", found, 0.95)
+    steady_s, steady = _timed(lambda: stores.scan_agent(state, "main", window))
+    size_mb = sum(p.stat().st_size for p in database.parent.glob("openclaw-agent.sqlite*")) / MB
+    windows = grown["windows"]
+
+    def result(scan) -> str:
+        convs = scan.conversations
+        counted = f", conversations {dict(convs)}" if convs else ""
+        return f"{len(scan.sessions):,} items{counted}, skipped {dict(scan.skipped)}"
+
+    built = f"{windows:,} windows, {grown['events']:,} event rows, {size_mb:.0f} MB, built {build_s:.0f} s"
+    head = f"{label} ({built})"
+    rows = [
+        [
+            f"{head}: scan_database alone (one read transaction)",
+            f"{db_s:.3f}",
+            f"{windows / db_s:,.0f}",
+            f"{len(found.completed):,} completed, {len(found.live):,} live ids, "
+            f"{sum(map(len, found.resets.values())):,} reset events",
+        ],
+        [
+            f"{label}: scan_agent, nothing archived yet (first run)",
+            f"{first_s:.3f}",
+            f"{windows / first_s:,.0f}",
+            result(first),
+        ],
+        [
+            f"{label}: scan_agent, steady state ({copies:,} sessions have archive copies)",
+            f"{steady_s:.3f}",
+            f"{windows / steady_s:,.0f}",
+            result(steady),
+        ],
+    ]
+    return rows, first
+
+
+def _scaled_state(work: Path, name: str, sessions: int, conversations_each: int) -> tuple[Path, float, dict]:
+    from openclaw_nexus import sqlite_store
+
+    state = openclaw_template(work / name, ["main"])
+    existing = sqlite_store.scan_database(_database(state, "main"))
     start = time.perf_counter()
     grown = scale_agent(
         state,
@@ -603,57 +683,15 @@ def bench_sqlite_discovery(sessions: int, files: int, exports: int) -> None:
         live_nodes=max(1, sessions // 50),
         per_node=10,
         settling_every=100,
+        conversations=conversations_each,
     )
-    build_s = time.perf_counter() - start
-    window = Window(now=time.time(), settle_seconds=300)
+    return state, time.perf_counter() - start, grown
 
-    jsonl_root = work / "jsonl"
-    _make_big_folder(jsonl_root / "agents" / "main" / "sessions", files)
-    jsonl_s, jsonl = _timed(lambda: stores.scan_agent(jsonl_root, "main", window))
-    db_s, found = _timed(lambda: sqlite_store.scan_database(database))
-    first_s, first = _timed(lambda: stores.scan_agent(state, "main", window))
-    copies = _archive_copies(state, "main", found.completed, 0.95)
-    steady_s, steady = _timed(lambda: stores.scan_agent(state, "main", window))
-    size_mb = sum(p.stat().st_size for p in database.parent.glob("openclaw-agent.sqlite*")) / MB
 
-    def result(scan) -> str:
-        live = f", {scan.live:,} live" if scan.live is not None else ""
-        return f"{len(scan.sessions):,} completed{live}, skipped {dict(scan.skipped)}"
+def _export_rows(state: Path, scan, exports: int, what: str) -> list[list[str]]:
+    from openclaw_nexus import stores
 
-    table(
-        f"Discovery, JSONL era vs SQLite era (best of 3; target ≤ 2 s). SQLite: {grown['windows']:,} "
-        f"windows, {grown['events']:,} event rows, {size_mb:.0f} MB, built from OpenClaw's own database "
-        f"in {build_s:.1f} s",
-        ["what", "seconds", "sessions/s", "result"],
-        [
-            [
-                f"JSONL: scan_agent, {files:,} files",
-                f"{jsonl_s:.3f}",
-                f"{files / jsonl_s:,.0f}",
-                result(jsonl),
-            ],
-            [
-                "SQLite: scan_database alone (one read transaction)",
-                f"{db_s:.3f}",
-                f"{grown['windows'] / db_s:,.0f}",
-                f"{len(found.completed):,} completed, {len(found.live):,} live ids",
-            ],
-            [
-                "SQLite: scan_agent, nothing archived yet (first run)",
-                f"{first_s:.3f}",
-                f"{grown['windows'] / first_s:,.0f}",
-                result(first),
-            ],
-            [
-                f"SQLite: scan_agent, steady state ({copies:,} sessions have archive copies)",
-                f"{steady_s:.3f}",
-                f"{grown['windows'] / steady_s:,.0f}",
-                result(steady),
-            ],
-        ],
-    )
-
-    picked = first.sessions[:: max(1, len(first.sessions) // max(1, exports))][:exports]
+    picked = scan.sessions[:: max(1, len(scan.sessions) // max(1, exports))][:exports]
     reads, walls = [], []
     for session in picked:
         start = time.perf_counter()
@@ -661,14 +699,51 @@ def bench_sqlite_discovery(sessions: int, files: int, exports: int) -> None:
         walls.append(time.perf_counter() - start)
         reads.append(transcript.read_seconds)
         stores.discard(transcript)
-    table(
-        f"Exports from the {grown['windows']:,}-window database: one read transaction per session",
-        ["what", "seconds"],
+    return [
+        [f"{what}: read transaction (Exported.read_seconds)", _percentiles(reads)],
+        [f"{what}: whole export (connect, schema check, live re-check, write, fsync)", _percentiles(walls)],
+    ]
+
+
+def bench_sqlite_discovery(sessions: int, files: int, exports: int, conversations_each: int = 10) -> None:
+    """Discovery over an agent database of ``sessions`` windows that never reset (as before conversations),
+    side by side with one whose sessions have ``conversations_each`` conversations each, and the JSONL
+    era's ``files`` files; then the read transaction of exporting ``exports`` items of each."""
+    from openclaw_nexus import stores
+    from openclaw_nexus.discovery import Window
+
+    work = Path(tempfile.mkdtemp(prefix="bench-sqlite-discovery-"))
+    window = Window(now=time.time(), settle_seconds=300)
+    jsonl_root = work / "jsonl"
+    _make_big_folder(jsonl_root / "agents" / "main" / "sessions", files)
+    jsonl_s, jsonl = _timed(lambda: stores.scan_agent(jsonl_root, "main", window))
+    rows = [
         [
-            ["read transaction (Exported.read_seconds)", _percentiles(reads)],
-            ["whole export (connect, schema check, live re-check, write, fsync)", _percentiles(walls)],
-            ["discovery's own read transaction (scan_database, with connect)", f"{db_s:.4f} s"],
-        ],
+            f"JSONL: scan_agent, {files:,} files",
+            f"{jsonl_s:.3f}",
+            f"{files / jsonl_s:,.0f}",
+            f"{len(jsonl.sessions):,} items, skipped {dict(jsonl.skipped)}",
+        ]
+    ]
+    export_rows = []
+    variants = [("SQLite, no resets", 1)]
+    if conversations_each > 1:
+        variants.append((f"SQLite, {conversations_each} conversations each", conversations_each))
+    for n, (label, each) in enumerate(variants):
+        state, build_s, grown = _scaled_state(work, f"state-{n}", sessions, each)
+        found_rows, first = _discovery_rows(state, window, label, build_s, grown)
+        rows += found_rows
+        export_rows += _export_rows(state, first, exports, f"{label}, {exports:,} items")
+        shutil.rmtree(state, ignore_errors=True)
+    table(
+        f"Discovery of one agent, JSONL era vs SQLite era, {sessions:,} sessions (best of 3; target ≤ 2 s)",
+        ["what", "seconds", "sessions/s", "result"],
+        rows,
+    )
+    table(
+        "Exports: one read transaction per item (a session, or one conversation)",
+        ["what", "seconds"],
+        export_rows,
     )
     shutil.rmtree(work, ignore_errors=True)
 
@@ -806,6 +881,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agents", type=int, default=10)
     parser.add_argument("--db-sessions", type=int, default=100_000, help="sessions in the agent database")
     parser.add_argument("--exports", type=int, default=1000, help="sessions exported by `sqlite-discovery`")
+    parser.add_argument(
+        "--conversations",
+        type=int,
+        default=10,
+        help="conversations per session (reset events + 1) in `sqlite-discovery`'s second database and "
+        "`sqlite-e2e`'s items (1: sessions that never reset)",
+    )
     args = parser.parse_args(argv)
     print(f"Machine: {machine()}")
     if args.what in ("import", "all"):
@@ -817,7 +899,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("e2e", "all"):
         bench_e2e(args.sessions, args.agents)
     if args.what in ("sqlite-discovery", "all"):
-        bench_sqlite_discovery(args.db_sessions, args.files, args.exports)
+        bench_sqlite_discovery(args.db_sessions, args.files, args.exports, args.conversations)
     if args.what in ("sqlite-memory", "all"):
         bench_sqlite_memory([int(s) for s in args.sizes.split(",")])
     if args.what in ("sqlite-e2e", "all"):

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections import Counter
-from collections.abc import Container, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -156,40 +157,61 @@ def sort_sessions(scan: AgentScan) -> None:
     scan.sessions.sort(key=lambda s: (s["mtimeNs"], s["file"]))
 
 
-@dataclass
-class Copies:
-    """One session's copies in ``archive/``, by modification time (ns): the record of what was uploaded.
-    A copy's mtime is the last change of what it holds (a session, or a conversation's closing reset)."""
+class ArchiveIndex:
+    """What one agent's ``archive/`` holds: the record of what was uploaded.
 
-    whole: set[int] = field(default_factory=set)  # <id>[+N].jsonl: the whole session
-    conversations: set[int] = field(default_factory=set)  # <id>@<conversation>[+N].jsonl
+    Listed once, names only; a copy is ``stat``ed when a lookup names it. A copy's mtime is the last change
+    of what it holds: a session (``<id>[+N].jsonl``), or a conversation (``<id>@<conversation>[+N].jsonl``,
+    mtime = the reset that closed it, or the session's last change for its last conversation). A session
+    with 10 conversations has 10 copies: with 100,000 such sessions, reading every copy's mtime up front
+    (as this module did) was most of discovery's time, while a lookup stats just the copies it names.
+    """
 
-    def holds(self, mtime_ns: int) -> bool:
-        return mtime_ns in self.whole or mtime_ns in self.conversations
+    def __init__(self, sessions_dir: Path) -> None:
+        folder = sessions_dir / ARCHIVE_DIR
+        usable = folder.is_dir() and not folder.is_symlink()
+        self._prefix = f"{folder}{os.sep}"
+        self._names = set(os.listdir(folder)) if usable else set()
+        self._by_session: dict[str, list[str]] | None = None
 
+    def has(self, stem: str) -> bool:
+        """Whether ``<stem>.jsonl`` is there (by name; the first copy of a stem always has that name)."""
+        return f"{stem}.jsonl" in self._names
 
-def archived_copies(sessions_dir: Path, wanted: Container[str] | None = None) -> dict[str, Copies]:
-    """Session id → its copies in ``archive/`` (see ``Copies``).
+    def _mtime(self, name: str) -> int | None:
+        try:
+            st = os.lstat(self._prefix + name)
+        except OSError:
+            return None
+        return st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
 
-    ``wanted``: only these session ids (the others' copies are not stat'ed)."""
-    archive = sessions_dir / ARCHIVE_DIR
-    copies: dict[str, Copies] = {}
-    if not archive.is_dir() or archive.is_symlink():
-        return copies
-    with os.scandir(archive) as entries:
-        for entry in entries:
-            name = entry.name
-            if not name.endswith(".jsonl"):
-                continue
-            stem = name[: -len(".jsonl")].partition("+")[0]  # "+" never occurs in an id
-            session_id, conversation, _ = stem.partition("@")  # nor does "@"
-            if wanted is not None and session_id not in wanted:
-                continue
-            if ARCHIVED_NAME_RE.fullmatch(name) and entry.is_file(follow_symlinks=False):
-                found = copies.setdefault(session_id, Copies())
-                mtimes = found.conversations if conversation else found.whole
-                mtimes.add(entry.stat(follow_symlinks=False).st_mtime_ns)
-    return copies
+    def mtimes(self, stem: str) -> list[int]:
+        """The mtimes of ``<stem>.jsonl``, ``<stem>+1.jsonl``, ... (regular files only; the versions are
+        numbered from 1 up, each name the first free one, and copies are never removed)."""
+        name = f"{stem}.jsonl"
+        if name not in self._names:
+            return []
+        found, n = [], 0
+        while name in self._names:
+            if (mtime := self._mtime(name)) is not None:
+                found.append(mtime)
+            n += 1
+            name = f"{stem}+{n}.jsonl"
+        return found
+
+    def names_of(self, session_id: str) -> list[str]:
+        """Every copy of one session, whole or conversation (one pass over the names, on first use)."""
+        if self._by_session is None:
+            self._by_session = {}
+            for name in self._names:
+                if ARCHIVED_NAME_RE.fullmatch(name):
+                    sid = name[: -len(".jsonl")].partition("+")[0].partition("@")[0]
+                    self._by_session.setdefault(sid, []).append(name)
+        return self._by_session.get(session_id, [])
+
+    def session_mtimes(self, session_id: str) -> set[int]:
+        """The mtimes of every copy of one session."""
+        return {mtime for name in self.names_of(session_id) if (mtime := self._mtime(name)) is not None}
 
 
 def select_sessions(scans: Iterable[dict], limit: int) -> tuple[list[dict], int]:

@@ -35,6 +35,8 @@ from collections import Counter
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
+from itertools import groupby
+from operator import itemgetter
 from pathlib import Path
 
 import zstandard
@@ -43,11 +45,10 @@ from openclaw_nexus import archive, conversations, zst
 from openclaw_nexus.discovery import (
     ARCHIVE_DIR,
     AgentScan,
-    Copies,
+    ArchiveIndex,
     Window,
     agents_folder,
     agents_root,
-    archived_copies,
     sessions_dir_of,
     sort_sessions,
     within,
@@ -257,7 +258,7 @@ class DatabaseScan:
 # idx_agent_transcript_event_sequence (session_id, event_type, seq), no transcript read. CROSS JOIN keeps
 # the windows outside: a plain JOIN lets SQLite scan every event identity of the agent instead.
 _RESETS = """
-SELECT i.session_id, i.event_id, i.created_at FROM session_windows AS w
+SELECT i.session_id, i.event_id, i.created_at * 1000000 FROM session_windows AS w
 CROSS JOIN transcript_event_identities AS i ON i.session_id = w.session_id AND i.event_type = 'reset'
 ORDER BY w.session_id, i.seq
 """
@@ -270,10 +271,13 @@ def scan_database(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS
         live = live_session_ids(connection)
         resets: dict[str, list[tuple[str, int]]] = {}
         if _has_column(connection, "transcript_event_identities", "event_type"):
-            for session_id, event_id, created_ms in connection.execute(_RESETS):
-                resets.setdefault(_text(session_id), []).append(
-                    (_text(event_id), int(created_ms) * 1_000_000)
-                )
+            # Up to millions of rows (100,000 sessions of 10 conversations): grouped as they come, ordered.
+            rows = connection.execute(_RESETS).fetchall()
+            for session_id, group in groupby(rows, itemgetter(0)):
+                resets[_text(session_id)] = [
+                    (event_id if type(event_id) is str else _text(event_id), int(created_ns))
+                    for _, event_id, created_ns in group
+                ]
         completed: dict[str, tuple[str, int, bool]] = {}
         live_windows: dict[str, str] = {}
         skipped: Counter = Counter()
@@ -585,15 +589,13 @@ class SqliteStore:
             scan.sessions = [
                 part for item in scan.sessions for part in self._export_conversations(scan, item)
             ]
-        copies = archived_copies(
-            sessions_dir, found.completed.keys() | found.exports.keys() | found.resets.keys()
-        )
+        copies = ArchiveIndex(sessions_dir)
         for session_id, (session_key, mtime_ns, archived) in found.completed.items():
             kind = "archived" if archived else "historical"
             if session_id in found.resets:
                 self._add_conversations(scan, window, found, copies, session_id, session_key, mtime_ns, kind)
                 continue
-            if mtime_ns in copies.get(session_id, Copies()).whole:
+            if mtime_ns in copies.mtimes(session_id):
                 scan.skipped["already_archived"] += 1
                 continue
             reason = window.admits(mtime_ns / 1e9)
@@ -607,7 +609,7 @@ class SqliteStore:
                 scan, window, found, copies, session_id, session_key, None, "conversation"
             )
         for session_id, rows in found.exports.items():
-            if session_id in found.live or session_id in found.completed or session_id in copies:
+            if session_id in found.live or session_id in found.completed or copies.names_of(session_id):
                 continue
             for name, created_ns in rows:
                 if (sessions_dir / name).exists() or (sessions_dir / ARCHIVE_DIR / name).exists():
@@ -624,7 +626,7 @@ class SqliteStore:
         scan: AgentScan,
         window: Window,
         found: DatabaseScan,
-        copies: dict[str, Copies],
+        copies: ArchiveIndex,
         session_id: str,
         session_key: str,
         completed_ns: int | None,
@@ -636,13 +638,14 @@ class SqliteStore:
         copy's mtime is that reset's ``created_at``); the last one when the session is completed
         (``completed_ns``, the window's last change, else None: it is open). A copy of the whole session
         with the window's last change (archived whole by an earlier release) stands for all of them.
-        A conversation is done when any copy of the session carries its closing time: after OpenClaw
-        truncates a transcript, the stretch before the first remaining reset is the tail of a
-        conversation already sent under its vanished reset's id, with the same closing time.
+        A conversation is done when its own copy, or a whole copy, carries its closing time; the first
+        one also when any copy of the session does: after OpenClaw truncates a transcript, the stretch
+        before the first remaining reset is the tail of a conversation already sent under its vanished
+        reset's id, with the same closing time. Only the copies named are ``stat``ed.
         """
-        held = copies.get(session_id, Copies())
+        whole = copies.mtimes(session_id)
         resets = found.resets[session_id]
-        if completed_ns is not None and completed_ns in held.whole:
+        if completed_ns is not None and completed_ns in whole:
             scan.skipped["already_archived"] += len(resets) + 1
             return
         openings = [conversations.FIRST, *(event_id for event_id, _ in resets)]
@@ -652,14 +655,23 @@ class SqliteStore:
                 scan.conversations["open"] += 1
                 continue
             scan.conversations["finished"] += 1
-            if held.holds(closed_ns):
+            stem = conversations.stem(session_id, conversation)
+            if (
+                closed_ns in whole
+                or closed_ns in copies.mtimes(stem)
+                or (
+                    conversation == conversations.FIRST
+                    and (whole or any(copies.has(conversations.stem(session_id, c)) for c in openings))
+                    and closed_ns in copies.session_mtimes(session_id)
+                )
+            ):
                 scan.skipped["already_archived"] += 1
                 continue
             reason = window.admits(closed_ns / 1e9)
             if reason:
                 scan.skipped[reason] += 1
                 continue
-            file = session_file(conversations.stem(session_id, conversation))
+            file = session_file(stem)
             session = _db_session(self.agent_id, session_id, file, closed_ns, kind)
             scan.sessions.append({**session, "sessionKey": session_key, "conversation": conversation})
 

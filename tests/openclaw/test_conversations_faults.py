@@ -10,9 +10,12 @@ SQLite's header overwritten, ``PRAGMA user_version = 24``):
 - the database locked past the busy timeout, corrupt, or of an agent schema newer than 23, while a session
   has finished conversations: the same error the session-level path gives (naming the agent's database),
   nothing staged, no archive copy, OpenClaw's database files byte-identical;
-- a finished conversation whose rows OpenClaw rewrites after it was uploaded: a new version, archived as
+- a conversation whose bytes changed after it was uploaded: a new version, archived as
   ``<sessionId>@<conversation>+1.jsonl`` next to the first copy; the unchanged conversations are not
-  offered again.
+  offered again. A conversation is versioned by its closing time (the reset that closed it, or for the
+  last one the session's last change): the rows of a conversation closed by a reset are final in
+  OpenClaw, so the changes there are to a completed session's last conversation, and to a conversation
+  sent as that and closed by a reset later (unarchived, continued, reset).
 
 The expected bytes are the session's rows read here with Python's sqlite3 and split at reset events with
 the json library (``tests.oracle``), not with the package's code.
@@ -241,48 +244,101 @@ def rewrite_row(state: Path, sid: str, text: str, at_ms: int) -> None:
     )
 
 
-# (which session, the text of the row OpenClaw edits, the conversation that row is in)
-REWRITES = {
-    "live-chat-conversation-closed-by-a-reset": ("live", "second conversation", "b6b9b41d"),
-    "completed-session-conversation-closed-by-a-reset": ("completed", "second conversation", "b6b9b41d"),
-    "completed-session-last-conversation": ("completed", "third conversation", "0c0ffee1"),
-}
+def set_archived(state: Path, sid: str, at_ms: int | None) -> None:
+    """Archive the session's node (``at_ms``) or unarchive it (None), as ``sessions.patch {archived}`` does:
+    the node's ``archived_at`` and its entry's ``archivedAt``."""
+    entry = (
+        "json_set(entry_json, '$.archivedAt', ?)"
+        if at_ms is not None
+        else "json_remove(entry_json, '$.archivedAt')"
+    )
+    openclaw_write(
+        state,
+        (
+            f"UPDATE session_nodes SET archived_at = ?, entry_json = {entry}, updated_at = ?"
+            " WHERE current_session_id = ?",
+            [at_ms, *([at_ms] if at_ms is not None else []), at_ms or T0 + 35, sid],
+        ),
+    )
 
 
-@pytest.mark.parametrize("case", list(REWRITES))
-def test_a_conversation_rewritten_after_its_upload_is_a_new_version_and_the_others_stay_done(state, case):
-    session, text, edited = REWRITES[case]
-    sid = main_sid(state) if session == "live" else archived_sid(state)
+def offered(state: Path, sid: str) -> list[str]:
+    return [s["conversation"] for s in items_of(stores.scan_agent(state, AGENT, WINDOW), sid)]
+
+
+def copies_of(state: Path, sid: str) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in archive_dir(state).glob(f"{sid}*")}
+
+
+def send_all(state: Path, sid: str, expected: dict[str, bytes]) -> None:
+    """Send and archive every item offered for the session; each must be exactly ``expected`` and new."""
+    for item in items_of(stores.scan_agent(state, AGENT, WINDOW), sid):
+        data, duplicate, name = send(state, item)
+        assert (data, duplicate) == (expected[item["conversation"]], None), item["conversation"]
+        assert stat.S_IMODE((state / "agents" / AGENT / "sessions" / name).stat().st_mode) == 0o600
+
+
+def test_a_completed_sessions_last_conversation_changed_after_its_upload_is_a_new_version(state):
+    """OpenClaw changes a completed session after its last conversation was sent (the window's last change
+    moves): that conversation is offered again and archived as ``+1`` beside the first copy; the
+    conversations closed by a reset stay done."""
+    sid = archived_sid(state)
     append_turn(state, sid, "b6b9b41d", "/new", T0)
     append_turn(state, sid, None, "second conversation", T0 + 10)
     append_turn(state, sid, "0c0ffee1", "/reset", T0 + 20)
     append_turn(state, sid, None, "third conversation", T0 + 30)
-    finished = ["0", "b6b9b41d"] if session == "live" else ["0", "b6b9b41d", "0c0ffee1"]
-
     before = split(state, sid)
-    assert [s["conversation"] for s in items_of(stores.scan_agent(state, AGENT, WINDOW), sid)] == finished
-    for item in items_of(stores.scan_agent(state, AGENT, WINDOW), sid):
-        data, duplicate, name = send(state, item)
-        assert (data, duplicate) == (before[item["conversation"]], None)
-        assert name == f"archive/{sid}@{item['conversation']}.jsonl"
-    first_copies = {p.name: p.read_bytes() for p in archive_dir(state).glob(f"{sid}*")}
-    assert first_copies == {f"{sid}@{c}.jsonl": before[c] for c in finished}
-    assert items_of(stores.scan_agent(state, AGENT, WINDOW), sid) == [], "all sent: nothing offered"
+    assert offered(state, sid) == ["0", "b6b9b41d", "0c0ffee1"]
+    send_all(state, sid, before)
+    first_copies = copies_of(state, sid)
+    assert first_copies == {f"{sid}@{c}.jsonl": before[c] for c in before}
+    assert offered(state, sid) == [], "all sent: nothing offered"
 
-    rewrite_row(state, sid, text, T0 + 40)
+    rewrite_row(state, sid, "third conversation", T0 + 40)
     after = split(state, sid)
-    assert after[edited] != before[edited] and b"(edited)" in after[edited]
-    assert {c: after[c] for c in after if c != edited} == {c: before[c] for c in before if c != edited}
+    assert after["0c0ffee1"] != before["0c0ffee1"] and b"(edited)" in after["0c0ffee1"]
     db_before = database_files(agent_dir(state))
-
-    offered = [s["conversation"] for s in items_of(stores.scan_agent(state, AGENT, WINDOW), sid)]
-    assert offered == [edited], "the rewritten conversation again, no other"
-    [item] = items_of(stores.scan_agent(state, AGENT, WINDOW), sid)
-    data, duplicate, name = send(state, item)
-    assert (data, duplicate) == (after[edited], None), "the new bytes, not seen before: sent"
-    assert name == f"archive/{sid}@{edited}+1.jsonl"
-    copies = {p.name: p.read_bytes() for p in archive_dir(state).glob(f"{sid}*")}
-    assert copies == {**first_copies, f"{sid}@{edited}+1.jsonl": after[edited]}, "the first copy is kept"
-    assert stat.S_IMODE((archive_dir(state) / f"{sid}@{edited}+1.jsonl").stat().st_mode) == 0o600
-    assert items_of(stores.scan_agent(state, AGENT, WINDOW), sid) == [], "the new version is done too"
+    assert offered(state, sid) == ["0c0ffee1"], "the changed conversation again, no other"
+    send_all(state, sid, after)
+    assert copies_of(state, sid) == {**first_copies, f"{sid}@0c0ffee1+1.jsonl": after["0c0ffee1"]}
+    assert offered(state, sid) == [], "the new version is done too"
     assert_database_untouched(db_before, database_files(agent_dir(state)))
+
+
+def test_a_conversation_sent_as_the_last_one_that_grows_after_an_unarchive_is_a_new_version(state):
+    """The one way a conversation closed by a reset can differ from what was sent: it was sent as the
+    last conversation of an archived session, which was then unarchived, continued and reset. Its copy
+    carries the old closing time (the session's last change then), not the new reset's: it is offered
+    again with the rows added since, as ``+1``; the new last conversation waits until the session
+    completes again; the earlier conversations are never offered again."""
+    sid = archived_sid(state)
+    append_turn(state, sid, "b6b9b41d", "/new", T0)
+    append_turn(state, sid, None, "second conversation", T0 + 10)
+    before = split(state, sid)
+    assert offered(state, sid) == ["0", "b6b9b41d"]
+    send_all(state, sid, before)
+    first_copies = copies_of(state, sid)
+    assert offered(state, sid) == []
+
+    set_archived(state, sid, None)  # unarchived: live again
+    append_turn(state, sid, None, "more of the second conversation", T0 + 40)
+    assert offered(state, sid) == [], "a live session's last conversation is open"
+    append_turn(state, sid, "feedface", "/reset", T0 + 50)
+    append_turn(state, sid, None, "third conversation", T0 + 60)
+    grown = split(state, sid)
+    assert grown["b6b9b41d"].startswith(before["b6b9b41d"]) and grown["b6b9b41d"] != before["b6b9b41d"]
+    assert grown["0"] == before["0"]
+    assert offered(state, sid) == ["b6b9b41d"], "closed by the new reset, grown since it was sent"
+    send_all(state, sid, grown)
+    assert copies_of(state, sid) == {**first_copies, f"{sid}@b6b9b41d+1.jsonl": grown["b6b9b41d"]}
+    assert offered(state, sid) == [], "the open conversation is not sent while the session is live"
+
+    set_archived(state, sid, T0 + 70)
+    assert offered(state, sid) == ["feedface"]
+    send_all(state, sid, grown)
+    assert copies_of(state, sid) == {
+        **first_copies,
+        f"{sid}@b6b9b41d+1.jsonl": grown["b6b9b41d"],
+        f"{sid}@feedface.jsonl": grown["feedface"],
+    }
+    assert offered(state, sid) == []

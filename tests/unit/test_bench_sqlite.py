@@ -5,6 +5,7 @@ from code that works. Needs OpenClaw (tools/openclaw_fixture installs it once, c
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -21,13 +22,46 @@ def openclaw():
     return OpenClaw.installed()  # CI installs it (npm); a failure here is a failure, not a skip
 
 
-def test_sqlite_discovery_prints_both_eras(capsys):
-    bench.main(["sqlite-discovery", "--db-sessions", "300", "--files", "300", "--exports", "10"])
+def test_sqlite_discovery_prints_both_eras_and_conversations(capsys):
+    bench.main(
+        [
+            "sqlite-discovery",
+            "--db-sessions",
+            "300",
+            "--files",
+            "300",
+            "--exports",
+            "10",
+            "--conversations",
+            "3",
+        ]
+    )
     out = capsys.readouterr().out
-    assert "SQLite: 300 windows" in out
     assert "| JSONL: scan_agent, 300 files |" in out
-    assert "steady state" in out
-    assert "read transaction (Exported.read_seconds) | max " in out
+    assert "| SQLite, no resets (300 windows, " in out
+    assert "| SQLite, 3 conversations each (300 windows, " in out
+    # Without resets every item is a session. With them, each completed clone has 3 finished
+    # conversations; each of the 6 live chats' current window has its last conversation open and the 2
+    # before it finished.
+    plain = re.search(
+        r"SQLite, no resets: scan_agent, nothing archived yet \(first run\) \| [0-9.]+ \| [0-9,]+ \| "
+        r"([0-9,]+) items, skipped",
+        out,
+    )
+    convs = re.search(
+        r"SQLite, 3 conversations each: scan_agent, nothing archived yet \(first run\) \| [0-9.]+ \| "
+        r"[0-9,]+ \| ([0-9,]+) items, conversations \{'finished': (\d+), 'open': (\d+)\}",
+        out,
+    )
+    assert plain and convs, out
+    sessions = int(plain.group(1).replace(",", ""))
+    items, finished, still_open = (int(g.replace(",", "")) for g in convs.groups())
+    assert 250 < sessions < 300
+    assert still_open == 6
+    assert (finished - 2 * still_open) % 3 == 0 and finished > 2.9 * sessions, out
+    assert finished - 10 < items <= finished + 10, "nearly every finished conversation is an item"
+    assert out.count("steady state") == 2
+    assert out.count("read transaction (Exported.read_seconds) | max ") == 2
 
 
 def test_big_session_is_stored_as_openclaw_does_and_exports_whole(tmp_path):
