@@ -2,8 +2,9 @@
 
 Imports go down only: ``discovery`` (and ``names``) at the bottom; ``archive``, ``staging``,
 ``transcript``, ``zst`` and ``store_protocol`` on it; ``files`` (transcript files, both eras) on those;
-``jsonl_store`` and ``sqlite_store`` on ``files``; ``stores`` (the dispatcher) on the stores; ``runs``,
-``nexus`` and ``dag`` on top. Every import counts: module-level, function-local, under ``if``.
+``jsonl_store`` and ``sqlite_store`` on ``files``; ``stores`` (the dispatcher) on the stores; ``detector``
+(Airflow-free: which agents to scan when) on ``stores``; ``runs``, ``nexus``, ``watcher`` and ``dag`` on
+top. Every import counts: module-level, function-local, under ``if``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 PACKAGE = "openclaw_nexus"
 STORE_MODULES = {"files", "jsonl_store", "sqlite_store", "store_protocol", "stores"}
+# The Airflow glue: the modules that may import Airflow, and that nothing below them imports.
+AIRFLOW_GLUE = {"compat", "dag", "nexus", "runs", "watcher"}
 
 
 def package_dir() -> Path:
@@ -56,6 +59,17 @@ def import_graph(folder: Path) -> dict[str, set[str]]:
             edges.update(name for name in found if name is not None and name != path.stem)
         graph[path.stem] = edges
     return graph
+
+
+def external_imports(path: Path) -> set[str]:
+    """The top-level names of every module outside the package that ``path`` imports."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names.add(node.module.split(".")[0])
+    return names - {PACKAGE}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -149,3 +163,21 @@ def test_discovery_imports_no_store_module():
 def test_no_store_imports_the_dispatcher():
     for module in sorted(STORE_MODULES - {"stores"}):
         assert "stores" not in reachable(GRAPH, module), f"{module} reaches stores, the layer above it"
+
+
+def test_the_detector_sits_on_the_stores_and_the_watcher_on_the_detector():
+    assert {"stores", "discovery"} <= GRAPH["detector"]
+    assert "detector" in GRAPH["watcher"]
+    below = {"discovery", "names", "archive", "staging", "transcript", "zst", *STORE_MODULES}
+    for module in sorted(below):
+        assert "detector" not in reachable(GRAPH, module), f"{module} reaches detector, a layer above it"
+    assert not reachable(GRAPH, "detector") & AIRFLOW_GLUE, (
+        f"detector reaches the Airflow glue: {sorted(reachable(GRAPH, 'detector') & AIRFLOW_GLUE)}"
+    )
+
+
+def test_the_detector_and_all_it_imports_are_airflow_free():
+    folder = package_dir()
+    assert "airflow" in external_imports(folder / "watcher.py"), "guards the check below"
+    for module in sorted({"detector"} | reachable(GRAPH, "detector")):
+        assert "airflow" not in external_imports(folder / f"{module}.py"), f"{module} imports Airflow"
