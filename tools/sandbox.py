@@ -67,6 +67,9 @@ class DagRunOutcome:
     state: str
     tasks: dict[str, dict[int, tuple[str, str | None]]] = field(default_factory=dict)
     job_result: dict | None = None
+    # The run's note (Browse → Dag Runs), and who wrote it (dag_run_note.user_id).
+    note: str | None = None
+    note_author: str | None = None
 
     def states(self, task_id: str) -> dict[int, str]:
         return {index: state for index, (state, _) in self.tasks.get(task_id, {}).items()}
@@ -158,8 +161,13 @@ class AirflowSandbox:
                 "select value from xcom where run_id = ? and task_id = 'job_result' and key = 'return_value'",
                 (run_id,),
             ).fetchone()
+            note = db.execute(
+                "select n.content, n.user_id from dag_run_note n join dag_run r on r.id = n.dag_run_id"
+                " where r.run_id = ?",
+                (run_id,),
+            ).fetchone()
         return DagRunOutcome(
-            returncode, output, run_id, state, tasks, json.loads(value[0]) if value else None
+            returncode, output, run_id, state, tasks, json.loads(value[0]) if value else None, *(note or ())
         )
 
     def asset_events(self, uri: str = "nexus://sessions") -> list[dict]:

@@ -18,8 +18,9 @@ confirmed upload as `sessions/archive/<sessionId>.jsonl`, and reports a **JobRes
 - `select`: orders every agent's sessions oldest first and caps them at `max_sessions`.
 - `deliver.upload` → `deliver.archive` (mapped per session, named `<agent>/<session>`): streams one
   transcript to Nexus, then archives it; a failed upload blocks only its own archive.
-- `job_result`: reduces everything into the JobResult, emits the asset `nexus://sessions` when it
-  uploaded anything, and **fails when any error was reported**, so the run is red.
+- `job_result`: reduces everything into the JobResult (its return value), emits the asset
+  `nexus://sessions` when it uploaded anything, and **fails when any error was reported**, so the run is
+  red. The run's note is the JobResult's message (Browse → Dag Runs).
 
 Params: `agents`, `settle_minutes`, `max_sessions`, `dry_run`, `include_archived` (see the trigger form).
 A backfill run takes the sessions whose last change (file mtime, or the database window's last change)
@@ -89,9 +90,10 @@ def archive(session: dict, receipt: dict) -> dict:
     return runs.archive(session, receipt, get_current_context()["ti"])
 
 
-@task(trigger_rule="all_done", outlets=[UPLOADS_ALIAS])
-def job_result() -> None:
-    """Reduce the run into the JobResult (its XCom), announce new uploads, and fail if anything failed."""
+@task(trigger_rule="all_done", outlets=[UPLOADS_ALIAS], multiple_outputs=False)
+def job_result() -> dict:
+    """Reduce the run into the JobResult (its return value), announce new uploads, and fail if anything
+    failed."""
     context = get_current_context()
     result = runs.job_result(context["ti"], dry_run=context["params"]["dry_run"])
     if result["success"] and result["itemsProcessed"] and not context["params"]["dry_run"]:
@@ -99,7 +101,11 @@ def job_result() -> None:
             NEXUS_SESSIONS, extra={"uploaded": result["itemsProcessed"]}
         )
     if not result["success"]:
+        # A raising task returns nothing: push the JobResult as the return value first, so a red run has it
+        # too (and the run's note, which the listener takes from it).
+        context["ti"].xcom_push(key="return_value", value=result)
         raise AirflowFailException(f"{result['message']}, {len(result['errors'])} errors: see the JobResult")
+    return result
 
 
 def build_session_upload(dag_id: str, queue: str | None = None, host: str | None = None):

@@ -2,9 +2,10 @@
 
 ``{"jobId": "session_upload", "success", "message": "Uploaded N sessions across M agents",
 "itemsProcessed": N, "errors": [...]}``: N counts uploads that were archived (or, for replays,
-re-sent), M the agents they belong to; every session that was selected but has neither an
-archive receipt nor an error gets one, so nothing disappears from the report. A session whose exact
-bytes Nexus already had (``duplicateOf``) was archived without being sent: the message says how many.
+re-sent), M the agents they belong to, each in the singular for 1 (``Uploaded 1 session across 1
+agent``); every session that was selected but has neither an archive receipt nor an error gets one, so
+nothing disappears from the report. A session whose exact bytes Nexus already had (``duplicateOf``) was
+archived without being sent: the message says how many.
 """
 
 from __future__ import annotations
@@ -12,6 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 JOB_ID = "session_upload"
+
+
+def count(number: int, noun: str) -> str:
+    """``1 session``, ``0 sessions``, ``2 sessions``."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
 def _key(item: dict) -> tuple[str, str, str | None]:
@@ -62,9 +68,11 @@ def build_job_result(
     agents = {s["agentId"] for s in uploaded}
     if dry_run:
         would = {s["agentId"] for s in selected}
-        message = f"Dry run: would upload {len(selected)} sessions across {len(would)} agents"
+        message = (
+            f"Dry run: would upload {count(len(selected), 'session')} across {count(len(would), 'agent')}"
+        )
     else:
-        message = f"Uploaded {len(uploaded)} sessions across {len(agents)} agents"
+        message = f"Uploaded {count(len(uploaded), 'session')} across {count(len(agents), 'agent')}"
         if not_resent:
             message += f"; {len(not_resent)} already uploaded with the same bytes, archived without resending"
     if deferred:

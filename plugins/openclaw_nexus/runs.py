@@ -129,7 +129,7 @@ def _pull_all(ti: Any, task_id: str, key: str = "return_value") -> list:
 
 
 def job_result(ti: Any, *, dry_run: bool) -> dict:
-    """Build the JobResult from every task's XComs, push it as ``return_value`` and log it."""
+    """Build the JobResult from every task's XComs and log it (the task returns it: its return value)."""
     agents = ti.xcom_pull(task_ids="find_agents")
     plan = ti.xcom_pull(task_ids="select", key="selected")
     deferred = ti.xcom_pull(task_ids="select", key="deferred") or 0
@@ -161,7 +161,6 @@ def job_result(ti: Any, *, dry_run: bool) -> dict:
         dry_run=dry_run,
         deferred=deferred,
     )
-    ti.xcom_push(key="return_value", value=job)
     log.info("JobResult: %s", json.dumps(job, indent=2))
     return job
 

@@ -108,6 +108,9 @@ def test_one_run_on_the_lowest_airflow_uploads_archives_and_reports(lowest_venv,
     assert run.labels("deliver.archive") == dict.fromkeys(labels, "success")
     assert run.labels("discover") == {"main": "success", "research": "success"}
     assert run.states("job_result") == {-1: "success"}
+    # The run's note is its message: set by the listener the wheel's entry point registers (nothing in the
+    # plugins folder).
+    assert (run.note, run.note_author) == ("Uploaded 2 sessions across 2 agents", "session_upload")
     assert sandbox.asset_events() == [{"uploaded": 2}], "job_result's asset alias event"
     with sandbox.db() as db:
         tags = {name for (name,) in db.execute("select name from dag_tag where dag_id = 'session_upload'")}

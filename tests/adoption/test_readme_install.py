@@ -202,7 +202,8 @@ def test_readme_steps_on_a_fresh_airflow_upload_a_session(fresh_venv, dists, fre
     for item in made["main"]["completed"]:
         assert item["file"] not in after_files
         assert after_files[f"archive/{item['sessionId']}.jsonl"] == before_files[item["file"]]
-    assert outcome.job_result["message"] == "Uploaded 2 sessions across 1 agents"
+    assert outcome.job_result["message"] == "Uploaded 2 sessions across 1 agent"
+    assert outcome.note == "Uploaded 2 sessions across 1 agent", "the run's note, from the installed plugin"
     assert outcome.job_result["success"] is True
     assert set(outcome.states("deliver.archive").values()) == {"success"}
     assert sandbox.leaks(API_KEY, outcome.output) == []

@@ -42,6 +42,7 @@ from tools.sandbox import API_KEY
 
 # host -> (agents, completed sessions per agent, seed): both hosts have an agent "main".
 HOSTS = {"a": (["main", "alpha"], 2, 11), "b": (["main"], 3, 22)}
+MESSAGES = {"a": "Uploaded 4 sessions across 2 agents", "b": "Uploaded 3 sessions across 1 agent"}
 FLEET = json.dumps([{"host": host} for host in HOSTS])
 
 
@@ -148,7 +149,8 @@ def test_one_dag_per_host_and_both_runs_green(fleet):
         count = len(host.expected())
         assert host.job_result["success"] is True
         assert host.job_result["itemsProcessed"] == count
-        assert host.job_result["message"] == f"Uploaded {count} sessions across {len(host.agents)} agents"
+        assert host.job_result["message"] == MESSAGES[host.name]
+        assert host.run["note"] == MESSAGES[host.name], "each host's run note: its JobResult message"
     assert sorted(fleet.dag_ids) == [dag_id(name) for name in HOSTS], "no plain session_upload DAG"
 
 

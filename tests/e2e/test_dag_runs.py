@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 from tools.make_sample_state import make_state
 from tools.sandbox import API_KEY
+
+NOTE_AUTHOR = "session_upload"  # dag_run_note.user_id of the notes openclaw_nexus.run_notes writes
 
 ARCHIVE = "archive"
 
@@ -31,6 +34,14 @@ def assert_received_exactly(nexus, expected: dict[tuple[str, str], bytes]) -> No
         assert key not in got, f"{key} uploaded twice"
         got[key] = payload["transcript"].encode("utf-8")
     assert got == expected
+
+
+def xcoms_of(sandbox, run_id: str, task_id: str) -> list[tuple[str, int]]:
+    """(key, map_index) of every XCom the task pushed in the run."""
+    with sandbox.db() as db:
+        return db.execute(
+            "select key, map_index from xcom where run_id = ? and task_id = ?", (run_id, task_id)
+        ).fetchall()
 
 
 def test_mixed_run_uploads_archives_and_reports_every_failure(sandbox, nexus, state_dir):
@@ -107,6 +118,10 @@ def test_mixed_run_uploads_archives_and_reports_every_failure(sandbox, nexus, st
     assert run.states("discover") == {0: "success", 1: "success", 2: "success"}
     assert run.states("job_result") == {-1: "failed"}
     assert run.state == "failed"
+    # A red run still has the JobResult as job_result's return value (pushed before it raised), once;
+    # the run's note is its message.
+    assert xcoms_of(sandbox, run.run_id, "job_result") == [("return_value", -1)]
+    assert (run.note, run.note_author) == ("Uploaded 7 sessions across 2 agents", NOTE_AUTHOR)
     assert sandbox.asset_events() == [], "a red run announces nothing"
 
     # The key was in every request and nowhere else.
@@ -122,12 +137,21 @@ def test_clean_run_is_green_announces_the_asset_and_a_rerun_finds_nothing(sandbo
     assert first.job_result == {
         "jobId": "session_upload",
         "success": True,
-        "message": "Uploaded 3 sessions across 1 agents",
+        "message": "Uploaded 3 sessions across 1 agent",
         "itemsProcessed": 3,
         "errors": [],
     }
     assert len(nexus.accepted()) == 3
     assert sandbox.asset_events() == [{"uploaded": 3}]
+    # The task returns the JobResult: Airflow pushes it (one XCom, no key per field) and logs it; the run's
+    # note, shown in Browse → Dag Runs, is its message.
+    assert xcoms_of(sandbox, first.run_id, "job_result") == [("return_value", -1)]
+    assert (
+        "Done. Returned value was: {'jobId': 'session_upload', 'success': True, "
+        "'message': 'Uploaded 3 sessions across 1 agent'" in first.output
+    ), first.output[-3000:]
+    assert "Returned value was: None" not in first.output
+    assert (first.note, first.note_author) == ("Uploaded 3 sessions across 1 agent", NOTE_AUTHOR)
     archive = sessions_of(state_dir, "main") / ARCHIVE
     assert sorted(p.name for p in archive.iterdir()) == sorted(
         f"{c['sessionId']}.jsonl" for c in made["main"]["completed"]
@@ -137,6 +161,7 @@ def test_clean_run_is_green_announces_the_asset_and_a_rerun_finds_nothing(sandbo
     assert second.state == "success"
     assert second.job_result["itemsProcessed"] == 0
     assert second.job_result["message"] == "Uploaded 0 sessions across 0 agents"
+    assert second.note == "Uploaded 0 sessions across 0 agents"
     assert len(nexus.accepted()) == 3, "nothing is uploaded twice"
     assert len(sandbox.asset_events()) == 1, "a run that uploaded nothing announces nothing"
     assert sandbox.leaks(API_KEY, first.output, second.output) == []
@@ -151,7 +176,71 @@ def test_dry_run_for_one_agent_sends_and_moves_nothing(sandbox, nexus, state_dir
     assert run.state == "success", run.output[-3000:]
     assert nexus.requests() == []
     assert snapshot_tree(state_dir) == before
-    assert run.job_result["message"] == "Dry run: would upload 2 sessions across 1 agents"
+    assert run.job_result["message"] == "Dry run: would upload 2 sessions across 1 agent"
+    assert run.note == "Dry run: would upload 2 sessions across 1 agent"
     assert run.job_result["itemsProcessed"] == 0
     assert run.states("discover") == {0: "success"}
     assert run.labels("discover") == {"research": "success"}
+
+
+def notify_run_finished(sandbox, run_id: str) -> subprocess.CompletedProcess:
+    """What Airflow does when a run finishes, without finishing it again: load the run through Airflow's
+    ORM and call the dag-run listeners its plugins registered (the package's, from its entry point)."""
+    code = (
+        "from sqlalchemy import select\n"
+        "from airflow.models.dagrun import DagRun\n"
+        "from airflow.utils.session import create_session\n"
+        "with create_session() as session:\n"
+        f"    run = session.scalars(select(DagRun).where(DagRun.run_id == {run_id!r})).one()\n"
+        "    run.notify_dagrun_state_changed(msg='success')\n"
+    )
+    done = subprocess.run(
+        [sandbox.bin_dir / "python", "-c", code],
+        env=sandbox.env(),
+        cwd=sandbox.home,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+def test_a_note_someone_wrote_stays_and_the_listeners_own_is_brought_up_to_date(sandbox, nexus, state_dir):
+    make_state(state_dir, ["main"], completed=1)
+    run = sandbox.run_dag()
+    assert run.state == "success", run.output[-3000:]
+    message = "Uploaded 1 session across 1 agent"
+    assert (run.note, run.note_author) == (message, NOTE_AUTHOR)
+
+    def set_note(content: str, user_id: str | None) -> None:
+        with sandbox.db() as db:
+            db.execute(
+                "update dag_run_note set content = ?, user_id = ?"
+                " where dag_run_id = (select id from dag_run where run_id = ?)",
+                (content, user_id, run.run_id),
+            )
+
+    def note() -> tuple[str, str | None] | None:
+        with sandbox.db() as db:
+            return db.execute(
+                "select n.content, n.user_id from dag_run_note n join dag_run r on r.id = n.dag_run_id"
+                " where r.run_id = ?",
+                (run.run_id,),
+            ).fetchone()
+
+    # The listener's own note (a Clear that finishes the run again): the JobResult's message again.
+    set_note("Uploaded 9 sessions across 9 agents", NOTE_AUTHOR)
+    notify_run_finished(sandbox, run.run_id)
+    assert note() == (message, NOTE_AUTHOR)
+
+    # A person's note (the UI, the REST API) is theirs: left as it is.
+    set_note("checked by alice: Nexus had an outage", "alice")
+    done = notify_run_finished(sandbox, run.run_id)
+    assert note() == ("checked by alice: Nexus had an outage", "alice")
+    assert "left the note alice wrote" in done.stdout + done.stderr
+
+    # No note: the message.
+    with sandbox.db() as db:
+        db.execute("delete from dag_run_note")
+    notify_run_finished(sandbox, run.run_id)
+    assert note() == (message, NOTE_AUTHOR)

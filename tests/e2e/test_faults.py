@@ -916,17 +916,17 @@ def test_5000_completed_sessions_on_one_agent_take_at_most_the_cap_per_run(templ
     assert dry.state == "success", dry.output[-3000:]
     assert (
         dry.job_result["message"]
-        == "Dry run: would upload 500 sessions across 1 agents; 4500 more left for later runs"
+        == "Dry run: would upload 500 sessions across 1 agent; 4500 more left for later runs"
     )
     assert "max_map_length" not in dry.output
     assert first.state == "success", first.output[-3000:]
     assert (
         first.job_result["message"]
-        == f"Uploaded {CAP} sessions across 1 agents; {5000 - CAP} more left for later runs"
+        == f"Uploaded {CAP} sessions across 1 agent; {5000 - CAP} more left for later runs"
     )
     assert after_first == ids[:CAP], "the oldest first"
     assert second.job_result["message"] == (
-        f"Uploaded {CAP} sessions across 1 agents; {5000 - 2 * CAP} more left for later runs"
+        f"Uploaded {CAP} sessions across 1 agent; {5000 - 2 * CAP} more left for later runs"
     )
     assert after_second == ids[: 2 * CAP], "the next ones, each once"
     assert sorted(p.name for p in (sessions / "archive").iterdir()) == [f"{s}.jsonl" for s in ids[: 2 * CAP]]

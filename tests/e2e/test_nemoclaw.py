@@ -41,7 +41,7 @@ def test_the_job_runs_on_nemoclaw_sandbox_layout_and_still_refuses_escapes(templ
     assert (state_dir / "agents").is_symlink(), "the operator's link is left as it was"
 
     result = run.job_result
-    assert result["itemsProcessed"] == 3 and result["message"] == "Uploaded 3 sessions across 1 agents"
+    assert result["itemsProcessed"] == 3 and result["message"] == "Uploaded 3 sessions across 1 agent"
     assert [(e["agentId"], e["stage"]) for e in result["errors"]] == [("stray", "discover")]
     assert "resolves outside the state dir's agents/ folder" in result["errors"][0]["reason"]
     assert run.labels("discover") == {"main": "success"}

@@ -80,7 +80,7 @@ def test_migrated_agent_uploads_database_sessions_and_leftover_files_and_never_w
     assert first.state == "success", first.output[-3000:]
     assert received(nexus) == expected, "each completed session once, byte for byte; no live session"
     assert not set(migrated["live"]) & {sid for _, sid in received(nexus)}
-    assert first.job_result["message"] == f"Uploaded {len(expected)} sessions across 1 agents"
+    assert first.job_result["message"] == f"Uploaded {len(expected)} sessions across 1 agent"
     assert second.job_result["itemsProcessed"] == 0 and second.state == "success"
     assert database_files(agent) == db_before, "OpenClaw's database files are byte-identical"
     assert snapshot_tree(agent / "session-sqlite-import-archive") == import_archive
@@ -128,7 +128,7 @@ def test_database_locked_by_a_writer_is_an_error_for_that_agent_only(sandbox, ne
     assert "locked by another writer for more than 5 s" in errors[0]["reason"]
     assert str(agent / DATABASE) in errors[0]["reason"]
     assert {r["agentId"] for r in nexus.accepted()} == {"jsonl"}, "the other agent goes on"
-    assert run.job_result["message"] == "Uploaded 2 sessions across 1 agents"
+    assert run.job_result["message"] == "Uploaded 2 sessions across 1 agent"
     assert snapshot_tree(agent / "sessions") == before, "nothing of the locked agent moved"
     assert run.state == "failed"
 

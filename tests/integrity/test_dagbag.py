@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -153,6 +154,30 @@ def test_plugin_loader_does_not_run_package_modules_as_top_level_modules(tmp_pat
     bare = tmp_path / "plugins"
     shutil.copytree(ROOT / "plugins", bare, ignore=shutil.ignore_patterns(".airflowignore", "__pycache__"))
     assert _loaded_top_level_modules(bare) == "['archive', 'discovery', 'nexus', 'result', 'runs']"
+
+
+def test_the_distribution_registers_the_run_note_listener_as_an_airflow_plugin(tmp_path):
+    """Installed, the package's ``airflow.plugins`` entry point registers the plugin ``session_upload`` (the
+    dag-run listener that sets run notes, openclaw_nexus.run_notes) in every Airflow component, the scheduler
+    included, with nothing in the plugins folder: here an empty one, as in a user's deployment."""
+    (tmp_path / "plugins").mkdir()
+    env = os.environ | {
+        "AIRFLOW_HOME": str(tmp_path),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(tmp_path / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    }
+    done = subprocess.run(
+        [Path(sys.executable).parent / "airflow", "plugins", "--output", "json"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    ours = [plugin for plugin in json.loads(done.stdout) if plugin["name"] == "session_upload"]
+    assert len(ours) == 1, done.stdout
+    assert ours[0]["listeners"] == ["openclaw_nexus.run_notes.RunNotes"]
+    assert ours[0]["source"].startswith("session-upload=="), ours[0]["source"]
 
 
 def test_a_fleet_builds_one_dag_per_host_with_file_tasks_on_its_queue(monkeypatch):

@@ -42,10 +42,12 @@ def test_scheduled_run_uploads_and_archives_what_is_older_than_its_interval_end(
     assert done["job_result"] == {
         "jobId": "session_upload",
         "success": True,
-        "message": "Uploaded 3 sessions across 1 agents",
+        "message": "Uploaded 3 sessions across 1 agent",
         "itemsProcessed": 3,
         "errors": [],
     }
+    # The scheduler's listener (openclaw_nexus.run_notes) gave the run its JobResult message as its note.
+    assert run["note"] == "Uploaded 3 sessions across 1 agent"
     labels = {ti["rendered_map_index"] for ti in done["tasks"]["deliver.upload"].values()}
     assert labels == {f"{SCHEDULED_AGENT}/{item['sessionId']}" for item in agent.completed}
     live.assert_no_leak()
@@ -65,7 +67,7 @@ def test_rest_trigger_dry_run_then_one_agent(live):
     assert stack.xcom(dry, "job_result") == {
         "jobId": "session_upload",
         "success": True,
-        "message": "Dry run: would upload 3 sessions across 1 agents",
+        "message": "Dry run: would upload 3 sessions across 1 agent",
         "itemsProcessed": 0,
         "errors": [],
     }
@@ -90,7 +92,7 @@ def test_rest_trigger_dry_run_then_one_agent(live):
         if name.startswith("rest-other/sessions/")
     }
     result = stack.xcom(real, "job_result")
-    assert result["message"] == "Uploaded 3 sessions across 1 agents" and result["success"] is True
+    assert result["message"] == "Uploaded 3 sessions across 1 agent" and result["success"] is True
     live.assert_no_leak()
 
 
@@ -119,6 +121,7 @@ def test_clear_one_failed_session_reruns_only_it_and_what_follows(live):
     errors = stack.xcom(run_id, "job_result")["errors"]
     assert [(e["sessionId"], e["stage"]) for e in errors] == [(rejected["sessionId"], "upload")]
     assert "HTTP 400" in errors[0]["reason"]
+    assert run["note"] == "Uploaded 3 sessions across 1 agent", "a red run's note: its JobResult message"
 
     # Nexus is fixed; in the UI: the failed mapped instance → Clear → with "Downstream". The UI sends:
     nexus.clear_faults()
@@ -142,6 +145,7 @@ def test_clear_one_failed_session_reruns_only_it_and_what_follows(live):
         lambda: (r := stack.dag_run(run_id))["state"] in ("success", "failed") and r,
     )
     assert run["state"] == "success", stack.tail("scheduler")
+    assert run["note"] == "Uploaded 4 sessions across 1 agent", "the note follows the run's latest JobResult"
 
     after = live.task_states(run_id)
     rerun = {("deliver.upload", index), ("deliver.archive", index), ("job_result", -1)}
@@ -166,7 +170,7 @@ def test_clear_one_failed_session_reruns_only_it_and_what_follows(live):
     assert stack.xcom(run_id, "job_result") == {
         "jobId": "session_upload",
         "success": True,
-        "message": "Uploaded 4 sessions across 1 agents",
+        "message": "Uploaded 4 sessions across 1 agent",
         "itemsProcessed": 4,
         "errors": [],
     }
@@ -230,7 +234,7 @@ def test_backfill_takes_only_its_window_and_replays_archived_without_moving(live
     for item in (before_window, after_window):
         assert after[item["file"]] == before[item["file"]], "outside the window: untouched"
     result = stack.xcom(run["dag_run_id"], "job_result")
-    assert result["message"] == "Uploaded 2 sessions across 1 agents" and result["success"] is True
+    assert result["message"] == "Uploaded 2 sessions across 1 agent" and result["success"] is True
 
     # Replay: the same window again, with include_archived, through the REST API. The completed run
     # is cleared and re-run with the new conf (reprocess_behavior "completed"). Airflow allows one

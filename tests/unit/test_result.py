@@ -68,7 +68,7 @@ def test_a_task_error_fails_the_run_and_is_reported_once():
     job = build(selected=[A1, B1], done=[receipt(A1)], task_errors=[failure])
     assert set(job) == KEYS
     assert job["success"] is False
-    assert job["message"] == "Uploaded 1 sessions across 1 agents"
+    assert job["message"] == "Uploaded 1 session across 1 agent"
     assert job["itemsProcessed"] == 1
     assert job["errors"] == [failure]
 
@@ -92,7 +92,7 @@ def test_a_selected_session_without_outcome_gets_an_error():
     job = build(selected=[A1, B1, C1], done=[receipt(A1)], task_errors=[error(B1)])
     assert job["success"] is False
     assert job["itemsProcessed"] == 1
-    assert job["message"] == "Uploaded 1 sessions across 1 agents"
+    assert job["message"] == "Uploaded 1 session across 1 agent"
     assert job["errors"] == [
         error(B1),
         {
@@ -108,7 +108,7 @@ def test_a_selected_session_without_outcome_gets_an_error():
 def test_receipts_for_sessions_not_selected_do_not_count():
     job = build(selected=[A1], done=[receipt(A1), receipt(B1)])
     assert job["itemsProcessed"] == 1
-    assert job["message"] == "Uploaded 1 sessions across 1 agents"
+    assert job["message"] == "Uploaded 1 session across 1 agent"
 
 
 def test_replays_count_as_processed():
@@ -120,9 +120,31 @@ def test_replays_count_as_processed():
 
 def test_deferred_suffix():
     job = build(selected=[A1], done=[receipt(A1)], deferred=7)
-    assert job["message"] == "Uploaded 1 sessions across 1 agents; 7 more left for later runs"
+    assert job["message"] == "Uploaded 1 session across 1 agent; 7 more left for later runs"
     assert job["success"] is True
     assert job["itemsProcessed"] == 1
+
+
+def test_one_session_or_one_agent_is_singular_none_is_plural():
+    assert build(selected=[A1], done=[receipt(A1)])["message"] == "Uploaded 1 session across 1 agent"
+    assert build(selected=[A1, A2], done=[receipt(A1), receipt(A2)])["message"] == (
+        "Uploaded 2 sessions across 1 agent"
+    )
+    assert build(selected=[A1, B1], done=[receipt(A1), receipt(B1)])["message"] == (
+        "Uploaded 2 sessions across 2 agents"
+    )
+    assert build()["message"] == "Uploaded 0 sessions across 0 agents"
+    assert build(selected=[A1], dry_run=True)["message"] == "Dry run: would upload 1 session across 1 agent"
+    assert build(selected=[A1, A2], dry_run=True)["message"] == (
+        "Dry run: would upload 2 sessions across 1 agent"
+    )
+    assert build(dry_run=True)["message"] == "Dry run: would upload 0 sessions across 0 agents"
+    # Nothing uploaded, one already there: 0 stays plural; the suffix keeps its own words.
+    duplicate = {**receipt(A1), "status": None, "duplicateOf": "archive/a1.jsonl"}
+    assert build(selected=[A1], done=[duplicate], deferred=1)["message"] == (
+        "Uploaded 0 sessions across 0 agents; 1 already uploaded with the same bytes, archived without "
+        "resending; 1 more left for later runs"
+    )
 
 
 def test_dry_run():
@@ -139,7 +161,7 @@ def test_dry_run():
 def test_dry_run_with_deferred_and_discovery_errors():
     discover = {"agentId": "c", "sessionId": None, "file": None, "stage": "discover", "reason": "SQLite"}
     job = build(agent_errors=[discover], selected=[A1], dry_run=True, deferred=2)
-    assert job["message"] == "Dry run: would upload 1 sessions across 1 agents; 2 more left for later runs"
+    assert job["message"] == "Dry run: would upload 1 session across 1 agent; 2 more left for later runs"
     assert job["success"] is False
     assert job["errors"] == [discover]
 
