@@ -613,11 +613,11 @@ def _archive_copies(state: Path, agent: str, found, share: float) -> int:
     for n, (session_id, (_, mtime_ns, _)) in enumerate(sorted(found.completed.items())):
         if n % 100 >= share * 100:
             continue
-        resets = found.resets.get(session_id, [])
+        ids, created = found.resets.get(session_id, ([], []))
         copies = [(session_id, mtime_ns)]
-        if resets:
-            tokens = [conversations.FIRST, *(event_id for event_id, _ in resets)]
-            closings = [created_ns for _, created_ns in resets] + [mtime_ns]
+        if ids:
+            tokens = [conversations.FIRST, *ids]
+            closings = [*created, mtime_ns]
             copies = [(conversations.stem(session_id, c), at) for c, at in zip(tokens, closings, strict=True)]
         for stem, at in copies:
             path = archive / f"{stem}.jsonl"
@@ -635,6 +635,9 @@ def _discovery_rows(state: Path, window, label: str, build_s: float, grown: dict
     db_s, found = _timed(lambda: sqlite_store.scan_database(database))
     first_s, first = _timed(lambda: stores.scan_agent(state, "main", window))
     copies = _archive_copies(state, "main", found, 0.95)
+    # The first scan after the uploads checks every copy's mtime and records the sessions found all sent
+    # (archive/.all-sent); the scans after it (steady state) read neither their reset events nor copies.
+    after_s, after = _timed(lambda: stores.scan_agent(state, "main", window), repeat=1)
     steady_s, steady = _timed(lambda: stores.scan_agent(state, "main", window))
     size_mb = sum(p.stat().st_size for p in database.parent.glob("openclaw-agent.sqlite*")) / MB
     windows = grown["windows"]
@@ -652,13 +655,19 @@ def _discovery_rows(state: Path, window, label: str, build_s: float, grown: dict
             f"{db_s:.3f}",
             f"{windows / db_s:,.0f}",
             f"{len(found.completed):,} completed, {len(found.live):,} live ids, "
-            f"{sum(map(len, found.resets.values())):,} reset events",
+            f"{sum(len(ids) for ids, _ in found.resets.values()):,} reset events",
         ],
         [
             f"{label}: scan_agent, nothing archived yet (first run)",
             f"{first_s:.3f}",
             f"{windows / first_s:,.0f}",
             result(first),
+        ],
+        [
+            f"{label}: scan_agent, first after {copies:,} sessions were archived (one run)",
+            f"{after_s:.3f}",
+            f"{windows / after_s:,.0f}",
+            result(after),
         ],
         [
             f"{label}: scan_agent, steady state ({copies:,} sessions have archive copies)",

@@ -21,6 +21,12 @@ from openclaw_nexus.names import CONVERSATION_TOKEN_RE, SESSION_ID_RE
 AGENTS_DIR = "agents"
 SESSIONS_DIR = "sessions"
 ARCHIVE_DIR = "archive"
+# In ``archive/``: one empty file per session (SQLite era, with reset events) whose every finished
+# conversation a scan found archived, named ``<id>+<finished conversations>+<last change ns>``: the state
+# it vouches for. A new message or reset moves the last change, completion adds the last conversation:
+# a stale file never matches. A later scan takes such a session as done without reading its reset events
+# or its copies' mtimes.
+ALL_SENT_DIR = ".all-sent"
 # An archive copy: ``<id>.jsonl`` (a whole session) or ``<id>@<conversation>.jsonl`` (one conversation of
 # a SQLite-era session, see ``conversations``), then ``+N`` for a later version. ``@`` and ``+`` never
 # occur in an id.
@@ -162,16 +168,21 @@ class ArchiveIndex:
 
     Listed once, names only; a copy is ``stat``ed when a lookup names it. A copy's mtime is the last change
     of what it holds: a session (``<id>[+N].jsonl``), or a conversation (``<id>@<conversation>[+N].jsonl``,
-    mtime = the reset that closed it, or the session's last change for its last conversation). A session
-    with 10 conversations has 10 copies: with 100,000 such sessions, reading every copy's mtime up front
-    (as this module did) was most of discovery's time, while a lookup stats just the copies it names.
+    mtime = the reset that closed it, or the session's last change for its last conversation). With
+    100,000 sessions of 10 conversations, a ``stat`` of every copy took longer than a whole discovery may:
+    a session whose every conversation was found archived is recorded once (``ALL_SENT_DIR``) and then
+    answered by name.
     """
 
-    def __init__(self, sessions_dir: Path) -> None:
-        folder = sessions_dir / ARCHIVE_DIR
-        usable = folder.is_dir() and not folder.is_symlink()
+    def __init__(self, sessions_dir: Path | None) -> None:
+        folder = sessions_dir / ARCHIVE_DIR if sessions_dir is not None else None
+        self._usable = folder is not None and folder.is_dir() and not folder.is_symlink()
+        self._folder = folder
         self._prefix = f"{folder}{os.sep}"
-        self._names = set(os.listdir(folder)) if usable else set()
+        self._names = set(os.listdir(folder)) if self._usable else set()
+        marks = folder / ALL_SENT_DIR if folder is not None else None
+        listable = ALL_SENT_DIR in self._names and marks.is_dir() and not marks.is_symlink()
+        self._all_sent = set(os.listdir(marks)) if listable else set()
         self._by_session: dict[str, list[str]] | None = None
 
     def has(self, stem: str) -> bool:
@@ -212,6 +223,27 @@ class ArchiveIndex:
     def session_mtimes(self, session_id: str) -> set[int]:
         """The mtimes of every copy of one session."""
         return {mtime for name in self.names_of(session_id) if (mtime := self._mtime(name)) is not None}
+
+    def all_sent(self, session_id: str, finished: int, last_change_ns: int) -> bool:
+        """Whether a scan found every finished conversation of the session archived, in this state."""
+        return f"{session_id}+{finished}+{last_change_ns}" in self._all_sent
+
+    def record_all_sent(self, session_id: str, finished: int, last_change_ns: int) -> None:
+        """Record that every finished conversation of the session is archived (``ALL_SENT_DIR``). Best
+        effort: without the record the next scan checks the copies again."""
+        name = f"{session_id}+{finished}+{last_change_ns}"
+        if not self._usable or name in self._all_sent or not SESSION_ID_RE.fullmatch(session_id):
+            return
+        marks = self._folder / ALL_SENT_DIR
+        try:
+            if not marks.is_symlink():
+                marks.mkdir(mode=0o700, exist_ok=True)
+            if marks.is_symlink():
+                return
+            os.close(os.open(marks / name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600))
+        except OSError:
+            return
+        self._all_sent.add(name)
 
 
 def select_sessions(scans: Iterable[dict], limit: int) -> tuple[list[dict], int]:

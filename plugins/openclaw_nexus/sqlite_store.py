@@ -32,11 +32,9 @@ import sqlite3
 import time
 import urllib.parse
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
-from itertools import groupby
-from operator import itemgetter
 from pathlib import Path
 
 import zstandard
@@ -248,58 +246,116 @@ class DatabaseScan:
     # session id → (archive_name, created_at ns) of deletion/reset exports kept in the database
     exports: dict[str, list[tuple[str, int]]]
     skipped: Counter
-    # session id → session key of the live windows that have reset events
-    live_windows: dict[str, str] = field(default_factory=dict)
-    # session id → its reset events in order, (event id, created_at ns): the conversation boundaries
-    resets: dict[str, list[tuple[str, int]]] = field(default_factory=dict)
+    # session id → (session key, last change in ns) of the live windows that have reset events
+    live_windows: dict[str, tuple[str, int]] = field(default_factory=dict)
+    # session id → how many reset events it has, for every window that has any
+    reset_counts: dict[str, int] = field(default_factory=dict)
+    # session id → its reset events in transcript order, (their ids, their created_at in ns): the
+    # conversation boundaries; read for every window with resets but those ``known`` to be all sent
+    resets: dict[str, tuple[list[str], list[int]]] = field(default_factory=dict)
 
 
-# The reset events of every window, from OpenClaw's index: one lookup per window on
-# idx_agent_transcript_event_sequence (session_id, event_type, seq), no transcript read. CROSS JOIN keeps
-# the windows outside: a plain JOIN lets SQLite scan every event identity of the agent instead.
-_RESETS = """
-SELECT i.session_id, i.event_id, i.created_at * 1000000 FROM session_windows AS w
+# How many reset events each window has, from OpenClaw's index alone (idx_agent_transcript_event_sequence
+# (session_id, event_type, seq) covers it: no table row is read). CROSS JOIN keeps the windows outside: a
+# plain JOIN lets SQLite scan every event identity of the agent instead.
+_RESET_COUNTS = """
+SELECT w.session_id, count(*) FROM session_windows AS w
 CROSS JOIN transcript_event_identities AS i ON i.session_id = w.session_id AND i.event_type = 'reset'
-ORDER BY w.session_id, i.seq
+GROUP BY w.session_id
+"""
+# The reset events themselves, one row per session: the same lookups, plus each row's id and time (a
+# million reset rows cost Python a second as rows, a fraction as strings). SQLite leaves group_concat's
+# order unspecified before 3.44: the seqs come along, and a session whose seqs are out of order, or whose
+# ids contain the separator, is read again row by row.
+_SEP = "\x1f"
+_RESETS_GROUPED = f"""
+SELECT session_id, group_concat(event_id, '{_SEP}'), group_concat(created_ns, '{_SEP}'),
+  group_concat(seq, '{_SEP}') FROM (
+    SELECT i.session_id, i.event_id, i.created_at * 1000000 AS created_ns, i.seq FROM session_windows AS w
+    CROSS JOIN transcript_event_identities AS i ON i.session_id = w.session_id AND i.event_type = 'reset'
+    ORDER BY w.session_id, i.seq
+  ) GROUP BY session_id
+"""
+_RESETS_OF = """
+SELECT event_id, created_at * 1000000 FROM transcript_event_identities
+WHERE session_id = ? AND event_type = 'reset' ORDER BY seq
 """
 
 
-def scan_database(path: Path, busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS) -> DatabaseScan:
-    """Read the live set, the windows, their reset events and the stored exports, in one read transaction."""
+def _resets_of(connection: sqlite3.Connection, session_id: object) -> tuple[list[str], list[int]]:
+    rows = connection.execute(_RESETS_OF, (session_id,)).fetchall()
+    return [_text(event_id) for event_id, _ in rows], [int(ns) for _, ns in rows]
+
+
+def _reset_events(
+    connection: sqlite3.Connection, wanted: set[str], of: int
+) -> dict[str, tuple[list[str], list[int]]]:
+    """Session id → its reset events in transcript order (ids, created_at in ns), for the wanted ones
+    (of ``of`` sessions with resets): all in one query when many are wanted, else one lookup each."""
+    resets: dict[str, tuple[list[str], list[int]]] = {}
+    if len(wanted) * 4 < of:
+        for sid in wanted:
+            resets[sid] = _resets_of(connection, sid)
+        return resets
+    sep = _SEP.encode()
+    for session_id, ids, created, seqs in connection.execute(_RESETS_GROUPED):
+        sid = _text(session_id)
+        if sid not in wanted:
+            continue
+        tokens = _text(ids).split(_SEP)
+        times = list(map(int, (created if isinstance(created, bytes) else str(created).encode()).split(sep)))
+        order = list(map(int, (seqs if isinstance(seqs, bytes) else str(seqs).encode()).split(sep)))
+        if len(tokens) == len(times) == len(order) and order == sorted(order):
+            resets[sid] = (tokens, times)
+        else:
+            resets[sid] = _resets_of(connection, session_id)
+    return resets
+
+
+def scan_database(
+    path: Path,
+    busy_timeout: float = DEFAULT_BUSY_TIMEOUT_SECONDS,
+    known: Callable[[str, int, int], bool] | None = None,
+) -> DatabaseScan:
+    """Read the live set, the windows, their reset events and the stored exports, in one read transaction.
+
+    ``known(session_id, finished_conversations, last_change_ns)``: True for a session whose reset events
+    need not be read (``ArchiveIndex.all_sent``: every finished conversation of it, in this state, is
+    archived)."""
     with connect(path, busy_timeout) as connection, read_transaction(connection):
         schema = check_schema(connection, path)
         live = live_session_ids(connection)
-        resets: dict[str, list[tuple[str, int]]] = {}
+        counts: dict[str, int] = {}
         if _has_column(connection, "transcript_event_identities", "event_type"):
-            # Up to millions of rows (100,000 sessions of 10 conversations): grouped as they come, ordered.
-            rows = connection.execute(_RESETS).fetchall()
-            for session_id, group in groupby(rows, itemgetter(0)):
-                resets[_text(session_id)] = [
-                    (event_id if type(event_id) is str else _text(event_id), int(created_ns))
-                    for _, event_id, created_ns in group
-                ]
+            counts = {_text(sid): int(n) for sid, n in connection.execute(_RESET_COUNTS)}
         completed: dict[str, tuple[str, int, bool]] = {}
-        live_windows: dict[str, str] = {}
+        live_windows: dict[str, tuple[str, int]] = {}
         skipped: Counter = Counter()
+        wanted: set[str] = set()
         rows = connection.execute(
             "SELECT w.session_id, w.session_key, max(w.updated_at, coalesce(w.transcript_updated_at, 0)),"
             " n.archived_at IS NOT NULL FROM session_windows AS w JOIN session_nodes AS n USING (session_key)"
         )
         for session_id, session_key, changed_ms, archived in rows:
             sid = _text(session_id)
+            changed_ns = int(changed_ms) * 1_000_000
             if sid in live:
                 skipped["live"] += 1
-                if sid in resets:
-                    live_windows[sid] = _text(session_key)
+                if sid in counts:
+                    live_windows[sid] = (_text(session_key), changed_ns)
             else:
-                completed[sid] = (_text(session_key), int(changed_ms) * 1_000_000, bool(archived))
+                completed[sid] = (_text(session_key), changed_ns, bool(archived))
+            # finished conversations: all but the last while the window is live
+            if sid in counts and not (known and known(sid, counts[sid] + (sid not in live), changed_ns)):
+                wanted.add(sid)
+        resets = _reset_events(connection, wanted, len(counts)) if wanted else {}
         exports: dict[str, list[tuple[str, int]]] = {}
         if _has_table(connection, "session_transcript_archives"):
             for session_id, name, created_ms in connection.execute(
                 "SELECT session_id, archive_name, created_at FROM session_transcript_archives"
             ):
                 exports.setdefault(_text(session_id), []).append((_text(name), int(created_ms) * 1_000_000))
-    return DatabaseScan(schema, live, completed, exports, skipped, live_windows, resets)
+    return DatabaseScan(schema, live, completed, exports, skipped, live_windows, counts, resets)
 
 
 def export_transcript(
@@ -568,17 +624,19 @@ class SqliteStore:
         if self.database.is_symlink() or not within(self.database, self.agent_dir):
             scan.error(f"{self.database} is a symlink: not followed", file=str(DATABASE))
             return scan
+        sessions_dir = self.sessions_dir
+        inside = not sessions_dir.is_dir() or within(sessions_dir, agents_root(self.state_dir))
+        copies = ArchiveIndex(sessions_dir if inside else None)
         try:
-            found = scan_database(self.database, self.busy_timeout)
+            found = scan_database(self.database, self.busy_timeout, known=copies.all_sent)
         except StoreError as exc:
             scan.error(f"agent skipped: {exc}", file=str(DATABASE))
             return scan
         scan.schema = found.schema
         scan.live = found.skipped["live"]
-        sessions_dir = self.sessions_dir
         exported_names = {name: sid for sid, rows in found.exports.items() for name, _ in rows}
         if sessions_dir.is_dir():
-            if not within(sessions_dir, agents_root(self.state_dir)):
+            if not inside:
                 where = agents_folder(self.state_dir)
                 scan.error(f"{sessions_dir} resolves outside the state dir's {where}: not followed")
                 return scan
@@ -589,10 +647,9 @@ class SqliteStore:
             scan.sessions = [
                 part for item in scan.sessions for part in self._export_conversations(scan, item)
             ]
-        copies = ArchiveIndex(sessions_dir)
         for session_id, (session_key, mtime_ns, archived) in found.completed.items():
             kind = "archived" if archived else "historical"
-            if session_id in found.resets:
+            if session_id in found.reset_counts:
                 self._add_conversations(scan, window, found, copies, session_id, session_key, mtime_ns, kind)
                 continue
             if mtime_ns in copies.mtimes(session_id):
@@ -604,9 +661,9 @@ class SqliteStore:
                 continue
             session = _db_session(self.agent_id, session_id, session_file(session_id), mtime_ns, kind)
             scan.sessions.append({**session, "sessionKey": session_key})
-        for session_id, session_key in found.live_windows.items():
+        for session_id, (session_key, changed_ns) in found.live_windows.items():
             self._add_conversations(
-                scan, window, found, copies, session_id, session_key, None, "conversation"
+                scan, window, found, copies, session_id, session_key, None, "conversation", changed_ns
             )
         for session_id, rows in found.exports.items():
             if session_id in found.live or session_id in found.completed or copies.names_of(session_id):
@@ -631,6 +688,7 @@ class SqliteStore:
         session_key: str,
         completed_ns: int | None,
         kind: str,
+        live_change_ns: int | None = None,
     ) -> None:
         """The finished conversations of a session that has reset events, not yet archived.
 
@@ -641,20 +699,29 @@ class SqliteStore:
         A conversation is done when its own copy, or a whole copy, carries its closing time; the first
         one also when any copy of the session does: after OpenClaw truncates a transcript, the stretch
         before the first remaining reset is the tail of a conversation already sent under its vanished
-        reset's id, with the same closing time. Only the copies named are ``stat``ed.
+        reset's id, with the same closing time. A session found with every finished conversation done is
+        recorded (``ArchiveIndex.record_all_sent``) under its count of finished conversations and its last
+        change: until either moves, later scans take it as done without reading its reset events or
+        copies.
         """
-        whole = copies.mtimes(session_id)
-        resets = found.resets[session_id]
-        if completed_ns is not None and completed_ns in whole:
-            scan.skipped["already_archived"] += len(resets) + 1
+        finished = found.reset_counts[session_id] + (completed_ns is not None)
+        last_change = completed_ns if completed_ns is not None else live_change_ns
+        scan.conversations["finished"] += finished
+        scan.conversations["open"] += completed_ns is None
+        if session_id not in found.resets:  # known: all sent in this very state
+            scan.skipped["already_archived"] += finished
             return
-        openings = [conversations.FIRST, *(event_id for event_id, _ in resets)]
-        closings = [closed_ns for _, closed_ns in resets] + [completed_ns]
+        whole = copies.mtimes(session_id)
+        ids, created = found.resets[session_id]
+        if completed_ns is not None and completed_ns in whole:
+            scan.skipped["already_archived"] += len(ids) + 1
+            return
+        openings = [conversations.FIRST, *ids]
+        closings = [*created, completed_ns]
+        done = 0
         for conversation, closed_ns in zip(openings, closings, strict=True):
             if closed_ns is None:
-                scan.conversations["open"] += 1
                 continue
-            scan.conversations["finished"] += 1
             stem = conversations.stem(session_id, conversation)
             if (
                 closed_ns in whole
@@ -666,6 +733,7 @@ class SqliteStore:
                 )
             ):
                 scan.skipped["already_archived"] += 1
+                done += 1
                 continue
             reason = window.admits(closed_ns / 1e9)
             if reason:
@@ -674,6 +742,8 @@ class SqliteStore:
             file = session_file(stem)
             session = _db_session(self.agent_id, session_id, file, closed_ns, kind)
             scan.sessions.append({**session, "sessionKey": session_key, "conversation": conversation})
+        if done == finished and last_change is not None:
+            copies.record_all_sent(session_id, finished, last_change)
 
     def _export_conversations(self, scan: AgentScan, item: dict) -> list[dict]:
         """A deletion export of a session with reset events, as its conversations not yet archived (found
@@ -768,6 +838,10 @@ class SqliteStore:
 
     def _record_copy(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
         staged, duplicate = receipt["staged"], receipt.get("duplicateOf")
+        if session.get("sentAsLast"):
+            archive.mark_sent_as_last(
+                self.sessions_dir, conversations.stem(session["sessionId"], session["conversation"])
+            )
         if duplicate:
             (self.sessions_dir / staged).unlink(missing_ok=True)
             # The copy with these bytes now stands for the session as it is: later runs see it as done.

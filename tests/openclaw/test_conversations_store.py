@@ -255,3 +255,52 @@ def test_a_completed_session_sends_every_conversation_and_one_archived_whole_bef
     for item in items:
         assert upload_and_archive(state, store, item) == expected[item["conversation"]]
     assert not [s for s in store.find(WINDOW).sessions if s["sessionId"] == sid]
+
+
+def test_a_session_found_all_sent_is_recorded_by_its_state_and_a_change_reopens_the_check(state):
+    """After its conversations are archived, the next scan records the session in ``archive/.all-sent``
+    under its count of finished conversations and its last change; later scans take it as done from that
+    name alone (they no longer look at the copies), until OpenClaw changes the session."""
+    sid = archived_sid(state)
+    append_turn(state, sid, "b6b9b41d", "/new", T0)
+    append_turn(state, sid, "0c0ffee1", "/reset", T0 + 10)
+    store = sqlite_store.SqliteStore(state, "main")
+    expected = split(state, sid)
+    for item in [s for s in store.find(WINDOW).sessions if s["sessionId"] == sid]:
+        assert upload_and_archive(state, store, item) == expected[item["conversation"]]
+    marks = archive_dir(state) / ".all-sent"
+    assert not marks.exists(), "recorded by a scan that finds them archived, not by the archive step"
+
+    scan = store.find(WINDOW)
+    assert not [s for s in scan.sessions if s["sessionId"] == sid]
+    [(changed_ms,)] = query(
+        state,
+        "SELECT max(updated_at, coalesce(transcript_updated_at, 0)) FROM session_windows"
+        " WHERE session_id = ?",
+        (sid,),
+    )
+    assert sorted(p.name for p in marks.iterdir()) == [f"{sid}+3+{changed_ms * 1_000_000}"]
+    assert stat.S_IMODE(marks.stat().st_mode) == 0o700
+    assert stat.S_IMODE((marks / f"{sid}+3+{changed_ms * 1_000_000}").stat().st_mode) == 0o600
+
+    # Taken by name: with the copies' mtimes moved away from the closing times, still done...
+    copies = sorted(archive_dir(state).glob(f"{sid}@*.jsonl"))
+    assert len(copies) == 3
+    for copy in copies:
+        os.utime(copy, ns=(1, 1))
+    assert not [s for s in store.find(WINDOW).sessions if s["sessionId"] == sid]
+    assert store.find(WINDOW).conversations == scan.conversations
+    # ...and without the record, the copies decide again: none holds its closing time now.
+    (marks / f"{sid}+3+{changed_ms * 1_000_000}").unlink()
+    offered = sorted(s["conversation"] for s in store.find(WINDOW).sessions if s["sessionId"] == sid)
+    assert offered == ["0", "0c0ffee1", "b6b9b41d"]
+
+    # Copies restored and recorded again; then OpenClaw appends to the session: its last change moves, the
+    # record no longer matches, and only the conversation that changed is offered.
+    for item in [s for s in store.find(WINDOW).sessions if s["sessionId"] == sid]:
+        os.utime(archive_dir(state) / f"{sid}@{item['conversation']}.jsonl", ns=(item["mtimeNs"],) * 2)
+    assert not [s for s in store.find(WINDOW).sessions if s["sessionId"] == sid]
+    assert len(list(marks.iterdir())) == 1
+    append_turn(state, sid, None, "one more message", T0 + 20)
+    offered = [s["conversation"] for s in store.find(WINDOW).sessions if s["sessionId"] == sid]
+    assert offered == ["0c0ffee1"]
