@@ -264,7 +264,7 @@ def _timed_run(stack, dag_id: str, conf: dict, timeout: float) -> tuple[float, s
     return time.perf_counter() - start, run["state"]
 
 
-def bench_e2e(sessions: int, agents: int, era: str = "jsonl") -> None:
+def bench_e2e(sessions: int, agents: int, era: str = "jsonl", conversations: int = 1) -> None:
     from tools.airflow_stack import AirflowStack
     from tools.nexus_standin import NexusStandin
 
@@ -278,8 +278,9 @@ def bench_e2e(sessions: int, agents: int, era: str = "jsonl") -> None:
     with NexusStandin(api_key=api_key, record_dir=work / "nexus", store_bodies=False) as nexus:
         loop_state, dag_state = work / "loop-state", work / "dag-state"
         if era == "sqlite":
-            _bench_sqlite_state(loop_state, sessions, agents, tag=1)
-            _bench_sqlite_state(dag_state, sessions, agents, tag=2)
+            items = _bench_sqlite_state(loop_state, sessions, agents, tag=1, conversations=conversations)
+            _bench_sqlite_state(dag_state, sessions, agents, tag=2, conversations=conversations)
+            print(f"{items} items per state ({conversations} conversations per session)", flush=True)
         else:
             _bench_state(loop_state, sessions, agents, "loop")
             _bench_state(dag_state, sessions, agents, "dag")
@@ -328,6 +329,8 @@ def bench_e2e(sessions: int, agents: int, era: str = "jsonl") -> None:
         ["session_upload DAG", f"{dag_s:.1f}", per_min(dag_s), f"{dag_state_name}, {archived} archived"]
     )
     what = "SQLite-era sessions (OpenClaw's database)" if era == "sqlite" else "sessions"
+    if era == "sqlite" and conversations > 1:
+        what = f"SQLite-era conversations ({conversations} per session, OpenClaw's database)"
     table(
         f"End to end: {sessions} {what} across {agents} agents, embedded SQLite + LocalExecutor",
         ["variant", "wall seconds", "sessions/min", "outcome"],
@@ -813,8 +816,10 @@ def bench_sqlite_memory(sizes_mb: list[int]) -> None:
     )
 
 
-def _bench_sqlite_state(root: Path, sessions: int, agents: int, tag: int) -> None:
-    """``sessions`` completed SQLite-era sessions across ``agents`` agents, in databases OpenClaw wrote."""
+def _bench_sqlite_state(root: Path, sessions: int, agents: int, tag: int, conversations: int = 1) -> int:
+    """About ``sessions`` items across ``agents`` agents, in databases OpenClaw wrote: completed SQLite-era
+    sessions, or with ``conversations`` > 1 the finished conversations of completed sessions that reset
+    ``conversations - 1`` times. Returns the number of items."""
     from openclaw_nexus.discovery import Window
     from openclaw_nexus.stores import scan_agent
 
@@ -822,8 +827,10 @@ def _bench_sqlite_state(root: Path, sessions: int, agents: int, tag: int) -> Non
     openclaw_template(root, names, completed=1, seed=tag)
     window = Window(now=time.time() + 3600, settle_seconds=0)
     for a, agent in enumerate(names):
-        have = len(scan_agent(root, agent, window).sessions)
-        scale_agent(root, agent, max(0, sessions // agents - have), tag=tag * 256 + a, age_seconds=3600)
+        missing = max(0, sessions // agents - len(scan_agent(root, agent, window).sessions))
+        windows = -(-missing // conversations)
+        scale_agent(root, agent, windows, tag=tag * 256 + a, age_seconds=3600, conversations=conversations)
+    return sum(len(scan_agent(root, agent, window).sessions) for agent in names)
 
 
 def _plain_loop(state: Path, nexus_url: str, api_key: str) -> tuple[int, list[float]]:
@@ -832,7 +839,7 @@ def _plain_loop(state: Path, nexus_url: str, api_key: str) -> tuple[int, list[fl
     transactions' lengths."""
     import requests
 
-    from openclaw_nexus import stores
+    from openclaw_nexus import conversations, stores
     from openclaw_nexus.discovery import Window, list_agents
     from openclaw_nexus.transcript import TranscriptBody, idempotency_key
 
@@ -845,13 +852,14 @@ def _plain_loop(state: Path, nexus_url: str, api_key: str) -> tuple[int, list[fl
                 if transcript.read_seconds is not None:
                     reads.append(transcript.read_seconds)
                 body = TranscriptBody(transcript.path, agent, s["sessionId"])
+                subject = conversations.stem(s["sessionId"], s.get("conversation"))
                 response = http.post(
                     f"{nexus_url}/api/sessions",
                     params={"code": api_key},
                     data=body,
                     headers={
                         "Content-Type": "application/json",
-                        "Idempotency-Key": idempotency_key(s["sessionId"], body.sha256),
+                        "Idempotency-Key": idempotency_key(subject, body.sha256),
                     },
                     timeout=(10, 300),
                 )
@@ -912,7 +920,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("sqlite-memory", "all"):
         bench_sqlite_memory([int(s) for s in args.sizes.split(",")])
     if args.what in ("sqlite-e2e", "all"):
-        bench_e2e(args.sessions, args.agents, era="sqlite")
+        bench_e2e(args.sessions, args.agents, era="sqlite", conversations=args.conversations)
     return 0
 
 

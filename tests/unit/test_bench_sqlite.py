@@ -100,3 +100,17 @@ def test_jsonl_state_goes_through_the_same_plain_loop_once(tmp_path):
         f"loop-00-{n:05d}.jsonl" for n in range(3)
     ]
     assert sum(len(scan_agent(state, a, window).sessions) for a in list_agents(state)[0]) == 0
+
+
+def test_sqlite_conversation_items_go_through_the_plain_loop_once(tmp_path):
+    state = tmp_path / "state"
+    items = bench._bench_sqlite_state(state, sessions=20, agents=2, tag=1, conversations=3)
+    window = Window(now=4102444800.0, settle_seconds=0)
+    found = [s for a in list_agents(state)[0] for s in scan_agent(state, a, window).sessions]
+    assert len(found) == items and 20 <= items <= 26
+    assert sum(1 for s in found if s.get("conversation") is not None) == items - 2  # 2 template sessions
+    with NexusStandin(api_key="k", record_dir=tmp_path / "nexus", store_bodies=False) as nexus:
+        uploaded, reads = bench._plain_loop(state, nexus.url, "k")
+        keys = {r["idempotencyKey"] for r in nexus.accepted()}
+    assert uploaded == items and len(reads) == items and len(keys) == items
+    assert sum(len(scan_agent(state, a, window).sessions) for a in list_agents(state)[0]) == 0
