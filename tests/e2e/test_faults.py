@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.privileges import modes_apply_prefix
 from tools.make_sample_state import make_state
 from tools.nexus_standin import NexusStandin
 from tools.sandbox import API_KEY, AirflowSandbox, DagRunOutcome, new_sandbox
@@ -756,26 +757,13 @@ def test_worker_killed_during_an_upload_then_rerun_loses_nothing_and_duplicates_
     assert sandbox.leaks(API_KEY, killed_log.read_text(), rerun.output) == []
 
 
-WITHOUT_DAC_OVERRIDE = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
-
-
-def _file_modes_can_apply() -> bool:
-    """True unless we are root and cannot drop the capabilities that make root ignore file modes."""
-    if os.geteuid() != 0:
-        return True
-    if shutil.which("setpriv") is None:
-        return False
-    return subprocess.run([*WITHOUT_DAC_OVERRIDE, "true"], capture_output=True).returncode == 0
-
-
-@pytest.mark.skipif(
-    not _file_modes_can_apply(), reason="running as root and setpriv cannot drop CAP_DAC_OVERRIDE here"
-)
 def test_permission_denied_reading_a_transcript_or_writing_the_archive_fails_only_that_session(
     template_home, tmp_path
 ):
     """Root ignores file modes: when the tests run as root, this run drops the capabilities that let it
-    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH), so the modes below apply to it as to any other user."""
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH; tests/privileges.py), so the modes below apply to it as to
+    any other user."""
+    prefix = modes_apply_prefix()
     state = tmp_path / "openclaw"
     main = state / "agents" / "main" / "sessions"
     for n, session_id in enumerate(["perm-ok-1", "perm-ok-2", "perm-unreadable"]):
@@ -790,8 +778,7 @@ def test_permission_denied_reading_a_transcript_or_writing_the_archive_fails_onl
     try:
         with NexusStandin(api_key=API_KEY, record_dir=tmp_path / "nexus") as nexus:
             sandbox = new_sandbox(template_home, tmp_path / "airflow", state, nexus.url)
-            if os.geteuid() == 0:
-                sandbox.command_prefix = WITHOUT_DAC_OVERRIDE
+            sandbox.command_prefix = prefix
             run = sandbox.run_dag()
             records = nexus.requests()
     finally:

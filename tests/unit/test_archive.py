@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from openclaw_nexus import archive as archive_module
 from openclaw_nexus.archive import ArchiveError, ArchiveOutcome, archive_name, archive_transcript, file_sha256
+from tests.privileges import modes_apply_prefix
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 SID = "0b7f3c9e-5a21-4d8e-9f10-2c3b4a5d6e7f"
 CONTENT = b'{"type": "session", "id": "0b7f3c9e-5a21-4d8e-9f10-2c3b4a5d6e7f"}\n{"text": "h\xc3\xa9"}\n'
@@ -184,22 +190,40 @@ def test_file_touched_after_upload_is_left(sessions):
 
 
 def test_archive_dir_not_writable(sessions):
+    """Run as a user that file modes apply to (as root: without CAP_DAC_OVERRIDE, tests/privileges.py)."""
     path = sessions / f"{SID}.jsonl"
     seen = write(path)
     archive_dir = sessions / "archive"
     archive_dir.mkdir()
     archive_dir.chmod(0o500)
+    code = (
+        "import json, sys; from pathlib import Path\n"
+        "from openclaw_nexus.archive import ArchiveError, archive_transcript\n"
+        "sessions, sid, seen = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])\n"
+        "try:\n"
+        "    archive_transcript(Path(sessions), sid + '.jsonl', sid, **seen)\n"
+        "except ArchiveError as exc:\n"
+        "    print(json.dumps(str(exc)))\n"
+        "else:\n"
+        "    print(json.dumps(None))\n"
+    )
     try:
-        if os.access(archive_dir, os.W_OK):
-            pytest.skip("running with privileges that ignore directory permissions (root?)")
-        with pytest.raises(ArchiveError) as caught:
-            archive_transcript(sessions, f"{SID}.jsonl", SID, **seen)
-        assert str(archive_dir / f"{SID}.jsonl") in str(caught.value)
-        assert "cannot archive" in str(caught.value)
-        assert path.read_bytes() == CONTENT
-        assert list(archive_dir.iterdir()) == []
+        done = subprocess.run(
+            [*modes_apply_prefix(), sys.executable, "-c", code, str(sessions), SID, json.dumps(seen)],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(PLUGINS)},
+            timeout=60,
+        )
     finally:
         archive_dir.chmod(0o700)
+    assert done.returncode == 0, done.stderr
+    error = json.loads(done.stdout)
+    assert error is not None, "archived into a folder it may not write"
+    assert str(archive_dir / f"{SID}.jsonl") in error and "cannot archive" in error
+    assert "Permission denied" in error
+    assert path.read_bytes() == CONTENT
+    assert list(archive_dir.iterdir()) == []
 
 
 def test_archive_path_taken_by_a_file(sessions):
