@@ -1,6 +1,5 @@
-"""Run a real Airflow (api-server, scheduler, dag-processor; a triggerer with
-``components={**COMPONENTS, **TRIGGERER}``) on loopback, for tests and for trying the DAG under a
-scheduler and the UI.
+"""Run a real Airflow (api-server, scheduler, dag-processor, triggerer) on loopback, for tests and for
+trying the DAG under a scheduler and the UI.
 
     python tools/airflow_stack.py [--home DIR] [--state-dir DIR] [--port 0]   # Ctrl-C stops it
 
@@ -71,15 +70,26 @@ EMBEDDED_SQLITE: dict[str, str] = {
     # A task's calls to the Execution API may wait for the DB lock: let them, instead of timing out at
     # 5 s and retrying a state change the server already made.
     "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "90",
+    # No [triggerer] setting: its loop writes to the SQLite file about once a second (Trigger.clean_unused,
+    # hard-coded 1 s; no option changes it) plus a heartbeat every job_heartbeat_sec (5 s), each a short
+    # transaction that waits for the lock under the same 60 s timeout above. A longer heartbeat would save
+    # little and leave less margin under the 30 s health threshold; capacity (1,000 triggers) is moot for
+    # one watcher. Measured: the 200-session run (tests/stack/test_embedded_scale.py) with the triggerer
+    # up logged no "database is locked" in any component.
 }
 
-# The commands of each component; "{port}" is the api-server's port.
+# The commands of each component; "{port}" is the api-server's port. The triggerer is where the
+# package's completion watcher (openclaw_nexus.watcher) runs once the DAG's schedule has one, so like the
+# tasks it needs OPENCLAW_STATE_DIR (every component gets the same environment here). --skip-serve-logs:
+# no log server subprocess (about 95 MB) and no port 8794 bound on all interfaces. It serves only the logs
+# of deferred tasks (this DAG has none; a watcher logs to the triggerer's own output, stack-logs/), and
+# those the api-server also reads from the shared <home>/logs folder.
 COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server", "--host", "127.0.0.1", "--port", "{port}"],
     "scheduler": ["scheduler"],
     "dag-processor": ["dag-processor"],
+    "triggerer": ["triggerer", "--skip-serve-logs"],
 }
-TRIGGERER = {"triggerer": ["triggerer"]}
 
 
 def free_port() -> int:
@@ -418,7 +428,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Run Airflow (embedded SQLite) with the project's DAG.")
     parser.add_argument("--home", type=Path, default=Path(".demo/stack"))
-    parser.add_argument("--state-dir", type=Path, default=None, help="OPENCLAW_STATE_DIR for the tasks")
+    parser.add_argument(
+        "--state-dir", type=Path, default=None, help="OPENCLAW_STATE_DIR for the tasks and the triggerer"
+    )
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args(argv)
     env = {}

@@ -6,7 +6,8 @@ The component commands are ``COMPONENTS``, the one source both this module and d
 api-server takes its host and port from ``AIRFLOW__API__HOST``/``AIRFLOW__API__PORT`` (AirflowStack sets
 them), so its command needs no flags and stays the compose one. As in compose, only workers get the
 OpenClaw state dir and the Nexus Connection (``worker_env()``, per worker: a fleet worker has its own
-state dir); every component gets ``deployment_env()``.
+state dir), and the triggerer gets the state dir of the default worker (it is where the completion
+watcher runs; it never uploads, so it gets no key); every component gets ``deployment_env()``.
 
 Isolation, so that test sessions (and other users of the same PostgreSQL and Redis) never see each other:
 
@@ -40,7 +41,8 @@ COMPONENTS: dict[str, list[str]] = {
     "api-server": ["api-server"],
     "scheduler": ["scheduler"],
     "dag-processor": ["dag-processor"],
-    "triggerer": ["triggerer"],
+    # --skip-serve-logs: no log server subprocess and no port 8794 (see tools/airflow_stack.COMPONENTS).
+    "triggerer": ["triggerer", "--skip-serve-logs"],
     "celery-worker": ["celery", "worker"],
 }
 # docker-compose service -> component.
@@ -254,20 +256,25 @@ def celery_stack(
     database: str,
     workers: Mapping[str, tuple[list[str], Mapping[str, str]]] | None = None,
     ready_dag_id: str = DAG_ID,
+    triggerer_env: Mapping[str, str] | None = None,
     **settings: str,
 ) -> CeleryStack:
     """A CeleryStack running every COMPONENT; ``workers`` replaces the one ``celery worker`` with named
     workers: ``{"worker-a": (worker_command([...], "worker-a"), {"OPENCLAW_STATE_DIR": ...})}``.
 
-    Each worker (and the triggerer) gets a free port for the log server it starts (8793/8794 by default,
-    which several workers on one machine cannot share); nothing else differs between components.
+    The triggerer gets ``triggerer_env``; by default, as in docker-compose.yaml, the ``OPENCLAW_STATE_DIR``
+    of the default worker (``celery-worker``) if it has one, and never the Nexus Connection.
+    Each worker gets a free port for the log server it starts (8793 by default, which several workers on
+    one machine cannot share; the triggerer starts none); nothing else differs between components.
     """
     key_prefix = new_key_prefix()
+    workers = workers or {"celery-worker": (list(WORKER), {})}
     components: dict[str, list[str]] = {n: a for n, a in COMPONENTS.items() if n != "celery-worker"}
-    component_env: dict[str, dict[str, str]] = {
-        "triggerer": {"AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port())}
-    }
-    for name, (args, extra) in (workers or {"celery-worker": (list(WORKER), {})}).items():
+    if triggerer_env is None:
+        default_worker = dict(workers.get("celery-worker", ([], {}))[1])
+        triggerer_env = {k: v for k, v in default_worker.items() if k == "OPENCLAW_STATE_DIR"}
+    component_env: dict[str, dict[str, str]] = {"triggerer": dict(triggerer_env)}
+    for name, (args, extra) in workers.items():
         components[name] = list(args)
         component_env[name] = {"AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()), **extra}
     return CeleryStack(

@@ -1,7 +1,7 @@
 """docker-compose.yaml's topology without Docker: Airflow on PostgreSQL with the CeleryExecutor, Redis as
 the broker, one `airflow celery worker` and a triggerer, each started with exactly the command of its
-compose service, and (as in compose) only the worker has the OpenClaw state dir and the Nexus
-Connection; one full manual run of `session_upload` against the Nexus stand-in.
+compose service, and (as in compose) only the worker has the Nexus Connection, only the worker and the
+triggerer the OpenClaw state dir; one full manual run of `session_upload` against the Nexus stand-in.
 
 One stack per module: the run happens once (in the fixture), each test checks one part of its outcome.
 """
@@ -31,6 +31,9 @@ from tools.nexus_standin import NexusStandin
 from tools.sandbox import API_KEY, BIN
 
 AGENTS = ["main", "research"]
+# The components whose start environment /proc/<pid>/environ still shows (the api-server and the Celery
+# worker set a process title over it).
+ENVIRON_READABLE = ("triggerer", "scheduler", "dag-processor")
 COMPLETED = 3
 
 
@@ -45,6 +48,8 @@ class Outcome:
     task_instances: list[dict]
     job_result: dict
     launched: dict[str, list[str]]
+    environ: dict[str, dict[str, str]]
+    triggerer_check: str
     leaks: list[str]
     timings: dict[str, float]
 
@@ -61,18 +66,22 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
         NexusStandin(api_key=API_KEY, record_dir=root / "nexus") as nexus,
         postgres_database("session_upload_celery") as database,
     ):
-        # As in docker-compose.yaml: the state dir and the Connection (the key) go to the worker only.
+        # As in docker-compose.yaml: the Connection (the key) goes to the worker only, the state dir to the
+        # worker and (celery_stack's default: the default worker's) to the triggerer.
         workers = {"celery-worker": (list(WORKER), worker_env(state_dir, nexus.url, API_KEY))}
         stack = celery_stack(root / "airflow", deployment_env(), database, workers=workers)
         with stack:
             timings["stack up"] = time.monotonic() - started
             launched = {name: list(process.args) for name, process in stack.processes.items()}
+            environ = {name: _environ(stack.processes[name].pid) for name in ENVIRON_READABLE}
             stack.set_paused(False)
             run_id = stack.trigger()
             run = stack.wait_for_run(run_id, timeout=360)
             timings["run"] = time.monotonic() - started - timings["stack up"]
             task_instances = stack.task_instances(run_id)
             job_result = stack.xcom(run_id, "job_result")
+            check = stack.airflow("jobs", "check", "--job-type", "TriggererJob", "--limit", "0", check=False)
+            triggerer_check = f"{check.returncode} {check.stdout}{check.stderr}"
         got = received(nexus)
         after = {agent: snapshot_tree(sessions_of(state_dir, agent)) for agent in AGENTS}
         # Stopped: every log is flushed. Search them, the PostgreSQL DB and the Redis keys for the key.
@@ -85,13 +94,50 @@ def outcome(tmp_path_factory: pytest.TempPathFactory) -> Outcome:
         leaks = stack.leaks(API_KEY, *outputs)
     timings["total"] = time.monotonic() - started
     print(f"\nCelery run: {', '.join(f'{k} {v:.0f}s' for k, v in timings.items())}; home {stack.home}")
-    return Outcome(stack, made, before, after, got, run, task_instances, job_result, launched, leaks, timings)
+    return Outcome(
+        stack,
+        made,
+        before,
+        after,
+        got,
+        run,
+        task_instances,
+        job_result,
+        launched,
+        environ,
+        triggerer_check,
+        leaks,
+        timings,
+    )
+
+
+def _environ(pid: int) -> dict[str, str]:
+    """The environment a component process was started with (/proc/<pid>/environ); the Connection's value
+    (the key) masked, so that no assertion message can print it."""
+    raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+    env = dict(item.split("=", 1) for item in raw.split("\0") if "=" in item)
+    if "AIRFLOW_CONN_NEXUS_DEFAULT" in env:
+        env["AIRFLOW_CONN_NEXUS_DEFAULT"] = "***"
+    return env
 
 
 def test_each_component_ran_its_compose_command(outcome):
     """The same `airflow …` arguments as docker-compose.yaml (tests/integrity/test_compose.py checks
     the compose side against the same COMPONENTS)."""
     assert outcome.launched == {name: [str(BIN / "airflow"), *args] for name, args in COMPONENTS.items()}
+
+
+def test_state_dir_and_key_reach_only_the_components_that_need_them(outcome):
+    """As in docker-compose.yaml: the triggerer (the completion watcher's host) was started with the
+    worker's state dir and no key; the scheduler and dag-processor with neither (worker_env() gave the
+    worker both). The triggerer is alive."""
+    state_dir = str(outcome.stack.home.parent / "openclaw")  # the fixture's, in the worker's worker_env()
+    for name in ENVIRON_READABLE:
+        env = outcome.environ[name]
+        assert env.get("AIRFLOW__CORE__EXECUTOR") == "CeleryExecutor", f"{name}: environ not readable"
+        assert "AIRFLOW_CONN_NEXUS_DEFAULT" not in env, name
+        assert env.get("OPENCLAW_STATE_DIR") == (state_dir if name == "triggerer" else None), name
+    assert outcome.triggerer_check.startswith("0 ") and "Found one alive job." in outcome.triggerer_check
 
 
 def test_run_is_green_and_every_task_instance_succeeded(outcome):

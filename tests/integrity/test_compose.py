@@ -94,12 +94,38 @@ def test_package_mounted_and_configured_from_env(compose):
     )
     assert set(common["volumes"]) <= set(worker["volumes"])
     for name, service in compose["services"].items():
+        env = service.get("environment", {})
         if name != "airflow-worker":
-            env = service.get("environment", {})
-            assert "AIRFLOW_CONN_NEXUS_DEFAULT" not in env and "OPENCLAW_STATE_DIR" not in env, name
+            assert "AIRFLOW_CONN_NEXUS_DEFAULT" not in env, name
+        if name not in ("airflow-worker", "airflow-triggerer"):  # the triggerer: see the next test
+            assert "OPENCLAW_STATE_DIR" not in env, name
             assert not any("/opt/openclaw" in v for v in service.get("volumes", [])), name
     # The Nexus key comes from .env only: no connection JSON with a password is written into the file.
     assert '"password"' not in COMPOSE_TEXT
+
+
+def _state_dir_mounts(service: dict) -> list[str]:
+    return [v for v in service.get("volumes", []) if v.startswith("${OPENCLAW_STATE_DIR_HOST")]
+
+
+def test_triggerer_has_the_state_dir_env_and_user_of_the_worker(compose):
+    """The triggerer runs the completion watcher, which reads the OpenClaw state dir: the same mount, the
+    same OPENCLAW_STATE_DIR and the same user (AIRFLOW_UID, OpenClaw's uid) as the worker, the common
+    environment and volumes beside them (its own lists replace the anchor's), and no Nexus key."""
+    common = compose["x-airflow-common"]
+    worker = compose["services"]["airflow-worker"]
+    triggerer = compose["services"]["airflow-triggerer"]
+    assert len(_state_dir_mounts(worker)) == 1
+    assert _state_dir_mounts(triggerer) == _state_dir_mounts(worker)
+    assert triggerer["environment"]["OPENCLAW_STATE_DIR"] == worker["environment"]["OPENCLAW_STATE_DIR"]
+    assert _state_dir_mounts(worker)[0].endswith(":" + worker["environment"]["OPENCLAW_STATE_DIR"])
+    assert triggerer["user"] == worker["user"] == common["user"]
+    assert worker["user"].startswith("${AIRFLOW_UID")
+    assert set(common["volumes"]) <= set(triggerer["volumes"])
+    assert common["environment"].items() <= triggerer["environment"].items()
+    assert "AIRFLOW_CONN_NEXUS_DEFAULT" not in triggerer["environment"]
+    assert triggerer["command"] == ["triggerer", "--skip-serve-logs"]
+    assert "airflow jobs check --job-type TriggererJob" in triggerer["healthcheck"]["test"][1]
 
 
 def test_every_required_variable_is_in_env_example():
