@@ -14,13 +14,16 @@ Isolation, so that test sessions (and other users of the same PostgreSQL and Red
 - PostgreSQL: one fresh database per stack (``postgres_database()``: ``createdb``, ``dropdb --force`` at
   the end); it is the metadata DB and the Celery result backend.
 - Redis: database ``REDIS_DB``, every key under a prefix of its own (kombu's ``global_keyprefix``), so a
-  worker of one stack never takes another stack's task. Keys are deleted when the stack stops, and
-  leftovers of stacks whose process is gone are deleted when the next one starts (never a FLUSHDB: another
-  session may be using the same database right now).
+  worker of one stack never takes another stack's task. Keys are deleted when the stack stops (what
+  they hold is kept first, so that ``leaks()`` still searches it), and leftovers of stacks whose process
+  is gone are deleted when the next one starts (never a FLUSHDB: another session may be using the same
+  database right now).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import os
 import re
@@ -172,6 +175,57 @@ def delete_keys(prefix: str, redis_db: int = REDIS_DB) -> int:
     return client.delete(*keys) if keys else 0
 
 
+def key_contents(client: redis.Redis, key: bytes) -> bytes:
+    """Everything one key holds, as bytes a search can read: a string's value, the members of a list, set
+    or sorted set, a hash's fields and values, a stream's entries; plus the body of each kombu message
+    among them, decoded (kombu's Redis transport stores bodies base64-encoded). Not ``DUMP``: it
+    LZF-compresses a value, and a string repeated inside it becomes a back-reference."""
+    kind = client.type(key)
+    parts: list[bytes] = []
+    if kind == b"string":
+        parts = [client.get(key) or b""]
+    elif kind == b"list":
+        parts = client.lrange(key, 0, -1)
+    elif kind == b"set":
+        parts = sorted(client.smembers(key))
+    elif kind == b"zset":
+        parts = client.zrange(key, 0, -1)
+    elif kind == b"hash":
+        parts = [part for item in client.hgetall(key).items() for part in item]
+    elif kind == b"stream":
+        parts = [part for _, entry in client.xrange(key) for item in entry.items() for part in item]
+    return b"\n".join([*parts, *(body for part in parts for body in _kombu_bodies(part))])
+
+
+def _kombu_bodies(value: bytes) -> list[bytes]:
+    """The decoded bodies of the kombu messages in a JSON value (a queued message, or an unacked
+    ``[message, exchange, routing_key]``)."""
+    try:
+        tree = json.loads(value)
+    except (UnicodeDecodeError, ValueError):
+        return []
+    bodies, todo = [], [tree]
+    while todo:
+        node = todo.pop()
+        if isinstance(node, list):
+            todo += node
+        elif isinstance(node, dict):
+            todo += node.values()
+            encoding = (node.get("properties") or {}).get("body_encoding")
+            if encoding == "base64" and isinstance(node.get("body"), str):
+                try:
+                    bodies.append(base64.b64decode(node["body"]))
+                except (binascii.Error, ValueError):
+                    bodies.append(node["body"].encode())
+    return bodies
+
+
+def redis_contents(prefix: str, redis_db: int = REDIS_DB) -> dict[bytes, bytes]:
+    """key -> ``key_contents()`` of every key under the prefix."""
+    client = redis_client(redis_db)
+    return {key: key_contents(client, key) for key in client.scan_iter(match=f"{prefix}*", count=500)}
+
+
 def delete_stale_keys(redis_db: int = REDIS_DB) -> int:
     """Delete the keys of stacks whose test process is gone (a session killed before its cleanup)."""
     client = redis_client(redis_db)
@@ -197,6 +251,8 @@ class CeleryStack(AirflowStack):
     redis_db: int = REDIS_DB
     component_env: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     ready_dag_id: str = DAG_ID
+    # What this stack's Redis keys held when it stopped (key -> key_contents()), for leaks().
+    redis_left: dict[bytes, bytes] = field(default_factory=dict, init=False)
     _launching: str | None = field(default=None, init=False)
 
     def process_env(self) -> dict[str, str]:
@@ -226,6 +282,7 @@ class CeleryStack(AirflowStack):
         try:
             super().stop(grace)
         finally:
+            self.redis_left.update(redis_contents(self.key_prefix, self.redis_db))
             delete_keys(self.key_prefix, self.redis_db)
 
     def dump_database(self) -> Path:
@@ -239,13 +296,14 @@ class CeleryStack(AirflowStack):
 
     def leaks(self, secret: str, *outputs: str) -> list[str]:
         """Every place the secret shows up: the outputs, every file under the home (component and task
-        logs), the PostgreSQL metadata DB (dumped into the home) and this stack's Redis keys."""
+        logs), the PostgreSQL metadata DB (dumped into the home) and this stack's Redis keys: those there
+        now and, after ``stop()`` deleted them, what they held when it stopped (``redis_left``)."""
         self.dump_database()
         found = super().leaks(secret, *outputs)
-        client = redis_client(self.redis_db)
         needle = secret.encode()
-        for key in client.scan_iter(match=f"{self.key_prefix}*", count=500):
-            if needle in key or needle in (client.dump(key) or b""):
+        held = {**self.redis_left, **redis_contents(self.key_prefix, self.redis_db)}
+        for key, contents in sorted(held.items()):
+            if needle in key or needle in contents:
                 found.append(f"redis key {key.decode(errors='replace')}")
         return found
 
