@@ -4,7 +4,10 @@ zstd-compressed and cold sessions), a chat agent driven through OpenClaw's chat 
 idle and daily expiry inside one session; one chat archived, one deleted, the main chat still open), an
 agent migrated from the JSONL era by OpenClaw's doctor, and a JSONL-era agent, side by side. What reaches
 Nexus is compared byte for byte with OpenClaw's own exports, split into conversations here with the json
-library for the chat agent."""
+library for the chat agent. The manifest says, per session, where its expected bytes came from; the test
+asserts it is an export OpenClaw wrote (``copy: <export>`` made by deleting it in a copy, ``state: <export>``
+in the state itself), or for the two exceptions what the manifest says they are: the chat agent's main
+session, which OpenClaw never exports (its rows), and the JSONL files (their bytes as written)."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ import json
 
 from tests.e2e.conftest import assert_database_untouched, database_files
 from tests.oracle import conversations_of
-from tools.openclaw_fixture import openclaw_state, read_only, rows_transcript, sessions_listing
+from tools.openclaw_fixture import openclaw_state, sessions_listing
 from tools.sandbox import API_KEY, new_sandbox
 
 
@@ -28,6 +31,10 @@ def received(nexus) -> dict[tuple[str, str], bytes]:
         assert key not in got, f"{key} uploaded twice"
         got[key] = payload["transcript"].encode()
     return got
+
+
+# Where an expected transcript may come from (the manifest's "expectedFrom"): an export OpenClaw wrote.
+OPENCLAW_EXPORT = ("copy: ", "state: ")
 
 
 def stable(listing: dict) -> str:
@@ -59,6 +66,11 @@ def test_one_run_over_native_migrated_and_jsonl_agents_is_byte_exact_and_leaves_
     for session in chat["sessions"]:
         sid = session["sessionId"]
         chat_ids.add(sid)
+        source = session.get("expectedFrom") or ""
+        if session["key"] == "agent:chat:main":  # OpenClaw refuses to delete or archive an agent's main
+            assert source.startswith("rows: "), (session["key"], source)
+        else:
+            assert source.startswith(OPENCLAW_EXPORT), f"{session['key']}: expected bytes from {source!r}"
         parts = conversations_of((fixture / session["expected"]).read_bytes())
         assert list(parts)[1:] == [r["id"] for r in session["resets"]], session["key"]
         if session["state"] == "live":  # the open conversation stays with OpenClaw
@@ -69,12 +81,15 @@ def test_one_run_over_native_migrated_and_jsonl_agents_is_byte_exact_and_leaves_
         for entry in info["completed"]:
             if name == "chat" and entry["sessionId"] in chat_ids:
                 continue  # sent as conversations (above)
-            if entry.get("expected"):
-                data = (fixture / entry["expected"]).read_bytes()
-            else:  # no OpenClaw export of it: its rows, read here without the package
-                with read_only(databases[name]) as db:
-                    data = rows_transcript(db, entry["sessionId"])
-            expected[(name, entry["sessionId"])] = data
+            # The oracle per session: OpenClaw's export of it; files (JSONL era, the migrated agent's
+            # leftovers) are their own transcript. No export is a failure, never a switch to another source.
+            what = f"{name}/{entry['sessionId']} ({entry['how']}, {entry['source']})"
+            assert entry.get("expected"), f"{what}: OpenClaw wrote no export of it: {entry.get('why')}"
+            if entry["source"] == "file":
+                assert "expectedFrom" not in entry and entry.get("file"), what
+            else:
+                assert entry["expectedFrom"].startswith(OPENCLAW_EXPORT), f"{what}: {entry['expectedFrom']}"
+            expected[(name, entry["sessionId"])] = (fixture / entry["expected"]).read_bytes()
     live = {
         (name, item["sessionId"] if isinstance(item, dict) else item)
         for name, info in agents.items()
