@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from tools.sandbox import BIN, migrate, new_sandbox  # noqa: E402
+from tools.sandbox import migrate, new_sandbox, run_measuring_rss  # noqa: E402
 
 MB = 1 << 20
 DAG_FILE = ROOT / "dags" / "session_upload_dag.py"
@@ -192,17 +192,12 @@ def _dags_test_peak_rss(sandbox, output: Path | None = None) -> tuple[int, float
     its output goes to ``output`` when given."""
     start = time.perf_counter()
     with open(output or os.devnull, "wb") as sink:
-        proc = subprocess.Popen(
-            [str(BIN / "airflow"), "dags", "test", "session_upload"],
-            env=sandbox.env(),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            cwd=sandbox.home,
+        _, _, peak = run_measuring_rss(
+            sandbox.command(), env=sandbox.env(), cwd=sandbox.home, stdout=sink, stderr=subprocess.STDOUT
         )
-        _, _, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     outcome = sandbox._outcome(0, "")
-    return usage.ru_maxrss * 1024, seconds, outcome.state
+    return peak, seconds, outcome.state
 
 
 def bench_memory(sizes_mb: list[int]) -> None:

@@ -14,6 +14,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,6 +136,27 @@ class AirflowSandbox:
         (self.home / f"dags-test-{self.run_count()}.log").write_text(output)
         return self._outcome(done.returncode, output)
 
+    def run_dag_measuring_rss(
+        self, conf: dict | None = None, timeout: float = 600
+    ) -> tuple[DagRunOutcome, int, int]:
+        """As ``run_dag``, and also the airflow process's pid and the peak RSS in bytes of it and its
+        waited-for descendants, measured from outside (``run_measuring_rss``)."""
+        out, err = self.home / "dags-test.stdout", self.home / "dags-test.stderr"
+        with out.open("wb") as stdout, err.open("wb") as stderr:
+            returncode, pid, peak = run_measuring_rss(
+                self.command(conf),
+                env=self.env(),
+                cwd=self.home,
+                stdout=stdout,
+                stderr=stderr,
+                timeout=timeout,
+            )
+        output = out.read_text() + err.read_text()
+        out.unlink()
+        err.unlink()
+        (self.home / f"dags-test-{self.run_count()}.log").write_text(output)
+        return self._outcome(returncode, output), pid, peak
+
     def outcome(self, returncode: int, output: str) -> DagRunOutcome:
         """What the latest dag run did, for a run started some other way than ``run_dag``."""
         return self._outcome(returncode, output)
@@ -181,6 +203,38 @@ class AirflowSandbox:
     def leaks(self, secret: str, *outputs: str) -> list[str]:
         """Every place the secret shows up: outputs, any file under AIRFLOW_HOME (logs, the metadata DB)."""
         return find_secret(secret, self.home, outputs)
+
+
+def run_measuring_rss(
+    command: list[str], *, env: dict[str, str], cwd: Path, stdout, stderr, timeout: float | None = None
+) -> tuple[int, int, int]:
+    """Run ``command`` and return (exit code, pid, peak RSS in bytes), the peak measured from outside it.
+
+    The peak is ``ru_maxrss`` from ``wait4`` on the child: Linux returns the larger of the child's own
+    high-water mark and its ``cmaxrss``, into which every reaped process's own and children's peaks are
+    folded (kernel/exit.c), so it covers the child and every descendant that was waited for, at any
+    depth. It is one process's high-water mark, the largest, not a sum over the tree: an orphaned
+    descendant reparented to init, or one never reaped, is not counted. ``timeout`` kills the child.
+    """
+    proc = subprocess.Popen(command, env=env, cwd=cwd, stdout=stdout, stderr=stderr)
+    timed_out = threading.Event()
+
+    def kill() -> None:
+        timed_out.set()
+        proc.kill()
+
+    timer = threading.Timer(timeout, kill) if timeout is not None else None
+    if timer is not None:
+        timer.start()
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    finally:
+        if timer is not None:
+            timer.cancel()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if timed_out.is_set():
+        raise subprocess.TimeoutExpired(command, timeout)
+    return proc.returncode, proc.pid, usage.ru_maxrss * 1024
 
 
 def find_secret(secret: str, home: Path, outputs: tuple[str, ...] = ()) -> list[str]:
