@@ -102,9 +102,11 @@ migration manifest) name the temporary build folder, not the copy.
 **Not produced, and why.** Sub-agent sessions: they need the model to call the ``sessions_spawn`` tool,
 which the stand-in never does. A daily rollover on the ``openclaw agent`` path (new sessionId): the same
 mechanism as the idle one (the chat agent has a daily reset event). The ``session_end`` plugin hook and
-disk-budget pruning are not exercised. If the cold worker does not run within 150 s
-``manifest["produced"]["cold"]`` says so and the cold sessions are plain archived/live ones; likewise
-``produced["cron"]`` for the cron job; the fixture tests then fail.
+disk-budget pruning are not exercised. The build waits for OpenClaw's own record of each piece (its cold
+archive rows, its cron run rows), up to a bound (150 s for the cold worker, which runs every minute); if
+one does not come, ``manifest["produced"]`` says so (``"cold"``, ``"cron"``, and the chat agent's pieces),
+the tests that need it fail with that reason, and the build is not cached (``missing_pieces``): the next
+run builds again.
 """
 
 from __future__ import annotations
@@ -1484,6 +1486,8 @@ def built_fixture(name: str, cache: Path | None = None) -> Path:
     final = fixtures / fixture_key(name)
     if (final / "manifest.json").exists():
         return final
+    if (final.name, oc.cache) in _INCOMPLETE:
+        return _INCOMPLETE[final.name, oc.cache]
     with _file_lock(fixtures / f".{name}.lock"):
         if (final / "manifest.json").exists():
             return final
@@ -1496,10 +1500,31 @@ def built_fixture(name: str, cache: Path | None = None) -> Path:
             manifest = BUILDERS[name](building, oc, log)
             manifest["buildSeconds"] = round(time.monotonic() - started, 1)
             (building / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+            if missing_pieces(manifest):
+                # Not cached: this process's tests see the build and fail on what it lacks (the manifest
+                # says why); the next process builds again, until OpenClaw produces every piece.
+                kept = fixtures / f".{final.name}.incomplete-{os.getpid()}"
+                building.rename(kept)
+                _INCOMPLETE[final.name, oc.cache] = kept
+                return kept
             building.rename(final)
         finally:
             shutil.rmtree(building, ignore_errors=True)
     return final
+
+
+# Builds this process made that lack a piece (``missing_pieces``): used here, never cached.
+_INCOMPLETE: dict[tuple[str, Path], Path] = {}
+
+
+def missing_pieces(manifest: dict) -> dict[str, str]:
+    """What a build was meant to produce and did not: every ``produced`` entry of the manifest (top level
+    and per agent) whose value does not start with "yes", with the reason it gives."""
+    found = {key: why for key, why in manifest.get("produced", {}).items()}
+    for agent, entry in manifest.get("agents", {}).items():
+        if isinstance(entry, dict):
+            found |= {f"{agent}.{key}": why for key, why in entry.get("produced", {}).items()}
+    return {key: str(why) for key, why in found.items() if not str(why).startswith("yes")}
 
 
 def openclaw_state(name: str, dest_dir: Path, cache: Path | None = None) -> dict:
