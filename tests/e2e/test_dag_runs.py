@@ -124,8 +124,12 @@ def test_mixed_run_uploads_archives_and_reports_every_failure(sandbox, nexus, st
     assert (run.note, run.note_author) == ("Uploaded 7 sessions across 2 agents", NOTE_AUTHOR)
     assert sandbox.asset_events() == [], "a red run announces nothing"
 
-    # The key was in every request and nowhere else.
-    assert all(r["query"].get("code") == "***" for r in nexus.requests())
+    # The key was in every request (the stand-in records only requests that carry it; without it a request
+    # gets 401 and no record): 7 accepted + the rejected one, one request each. And only in the query
+    # string: not in a body, nor in a header the stand-in records (it writes the query's `code` masked).
+    assert len(nexus.requests()) == 8
+    assert API_KEY not in nexus.requests_file.read_text()
+    assert [r["n"] for r in nexus.requests() if API_KEY.encode() in nexus.body(r["n"])] == []
     assert sandbox.leaks(API_KEY, run.output) == []
 
 

@@ -1,7 +1,11 @@
 """The embedded default (SQLite + LocalExecutor, tools.airflow_stack.EMBEDDED_SQLITE) carries a run of
 200 completed sessions (407 task instances) to a green end on 2 cores, with its triggerer writing to the
 same SQLite file about every second. With Airflow's own defaults the scheduler died of `database is
-locked` at this size (see docs/running.md)."""
+locked` at this size (see docs/running.md). No task is retried (no spurious retries from lock waits) and
+Nexus gets exactly one request per session.
+
+The run's duration is a measured figure, printed, not asserted: the timeout is a generous bound (900 s)
+so that a loaded machine does not fail the test; docs/running.md records the measured times."""
 
 from __future__ import annotations
 
@@ -46,7 +50,10 @@ def test_two_hundred_sessions_complete_on_the_embedded_default(live):
         "job_result": 1,
     }
     assert {state for s in states.values() for state in s} == {"success"}
-    print(f"task retries: {sum(ti['try_number'] - 1 for ti in instances)}")
+    retried = {(ti["task_id"], ti["map_index"]): ti["try_number"] for ti in instances if ti["try_number"] > 1}
+    assert retried == {}, "no task instance needed a second try"
+    requests = sum(len(live.received(agent_id)) for agent_id in AGENTS)
+    assert requests == 200, "one request per session: no upload was retried inside its task either"
     assert set(stack.processes) == {"api-server", "scheduler", "dag-processor", "triggerer"}
     for log in stack.processes:
         assert "database is locked" not in (stack.log_dir / f"{log}.log").read_text(errors="replace")

@@ -4,6 +4,7 @@ from code that works. Needs OpenClaw (tools/openclaw_fixture installs it once, c
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 
@@ -20,6 +21,28 @@ from tools.openclaw_fixture import OpenClaw
 @pytest.fixture(scope="module", autouse=True)
 def openclaw():
     return OpenClaw.installed()  # CI installs it (npm); a failure here is a failure, not a skip
+
+
+def table_rows(out: str) -> dict[str, list[str]]:
+    """The benchmark's Markdown table rows: first cell -> the other cells."""
+    rows = {}
+    for line in out.splitlines():
+        if line.startswith("| ") and not line.startswith("| what "):
+            cells = [cell.strip() for cell in line.strip("|").split(" | ")]
+            rows[cells[0]] = cells[1:]
+    return rows
+
+
+def scan_result(cell: str) -> tuple[int, dict[str, int]]:
+    """'N items[, conversations {...}], skipped {...}' -> (N, skipped)."""
+    found = re.fullmatch(r"([0-9,]+) items(?:, conversations \{.*\})?, skipped (\{.*\})", cell)
+    assert found, cell
+    return int(found.group(1).replace(",", "")), ast.literal_eval(found.group(2))
+
+
+def row(rows: dict[str, list[str]], prefix: str) -> list[str]:
+    [cells] = [cells for what, cells in rows.items() if what.startswith(prefix)]
+    return cells
 
 
 def test_sqlite_discovery_prints_both_eras_and_conversations(capsys):
@@ -60,8 +83,33 @@ def test_sqlite_discovery_prints_both_eras_and_conversations(capsys):
     assert still_open == 6
     assert (finished - 2 * still_open) % 3 == 0 and finished > 2.9 * sessions, out
     assert finished - 10 < items <= finished + 10, "nearly every finished conversation is an item"
-    assert out.count("steady state") == 2
-    assert out.count("read transaction (Exported.read_seconds) | max ") == 2
+
+    rows = table_rows(out)
+    # JSONL: every one of the 300 files (and sessions.json) is an item or skipped with a reason, once; the
+    # index's 6 sessions (one file in 50) are the active ones.
+    jsonl_items, jsonl_skipped = scan_result(row(rows, "JSONL: scan_agent, 300 files")[2])
+    assert jsonl_items > 0 and jsonl_skipped["active"] == 6, (jsonl_items, jsonl_skipped)
+    assert jsonl_items + sum(jsonl_skipped.values()) == 300 + 1, (jsonl_items, jsonl_skipped)
+    for label, each in (("SQLite, no resets", 1), ("SQLite, 3 conversations each", 3)):
+        first, _ = scan_result(row(rows, f"{label}: scan_agent, nothing archived yet")[2])
+        after_what = next(w for w in rows if w.startswith(f"{label}: scan_agent, first after "))
+        copies = int(re.search(r"first after ([0-9,]+) sessions", after_what).group(1).replace(",", ""))
+        after = scan_result(rows[after_what][2])
+        steady = scan_result(row(rows, f"{label}: scan_agent, steady state")[2])
+        # 95 % of the completed sessions have archive copies: the scans after them skip those sessions
+        # (every conversation of each) and offer the rest; the steady-state scan (taken by the name
+        # recorded in archive/.all-sent) finds exactly what the exact check found.
+        assert copies >= 0.95 * (sessions - 10), (label, copies, sessions)
+        assert after == steady, (label, after, steady)
+        assert steady[1].get("already_archived", 0) >= copies, (label, steady)
+        assert 0 < steady[0] < first - 0.9 * copies * each, (label, first, steady)
+    exports = [cells[0] for what, cells in rows.items() if ", 10 items: " in what]
+    assert len(exports) == 4, rows
+    for cell in exports:  # "max X s, p99 Y s, median Z s (n=10)": ten exports measured each
+        found = re.fullmatch(r"max ([0-9.]+) s, p99 ([0-9.]+) s, median ([0-9.]+) s \(n=10\)", cell)
+        assert found, cell
+        most, p99, median = (float(g) for g in found.groups())
+        assert most >= p99 >= median > 0, cell
 
 
 def test_big_session_is_stored_as_openclaw_does_and_exports_whole(tmp_path):

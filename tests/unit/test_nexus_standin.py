@@ -224,12 +224,15 @@ def test_reset_fault_on_a_small_body_matched_after_reading_it(server):
 
 
 def test_hang_fault_makes_the_client_time_out(server):
-    server.set_faults([{"match": {}, "times": 1, "action": {"hang": 2}}])
+    # A long hang (stop() ends it): the client's 0.5 s read timeout fires long before the answer would
+    # come, so the bound below is generous on a loaded machine and still fails if the hang is not a hang
+    # (requests would then not raise) or the client waited for the answer (30 s).
+    server.set_faults([{"match": {}, "times": 1, "action": {"hang": 30}}])
 
     started = time.monotonic()
     with pytest.raises(requests.ReadTimeout):
         post(server, upload_body(), timeout=0.5)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 15
 
     [record] = server.requests()
     assert record["fault"] == "hang"

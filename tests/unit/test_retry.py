@@ -108,10 +108,23 @@ def test_retry_after_non_ascii_digits_are_unreadable_not_a_crash(header):
     assert retry_after_seconds(response(503, header)) is None
 
 
+def http_date_in(seconds: int) -> tuple[str, datetime]:
+    """An HTTP-date that many seconds from now, and the instant it names (HTTP-dates have whole seconds)."""
+    when = (datetime.now(UTC) + timedelta(seconds=seconds)).replace(microsecond=0)
+    return format_datetime(when, usegmt=True), when
+
+
+def until(when: datetime, start: datetime, end: datetime) -> tuple[float, float]:
+    """The least and the most seconds from an instant between start and end to when."""
+    return (when - end).total_seconds(), (when - start).total_seconds()
+
+
 def test_retry_after_http_date():
-    when = datetime.now(UTC) + timedelta(seconds=90)
-    seconds = retry_after_seconds(response(503, format_datetime(when, usegmt=True)))
-    assert 85.0 <= seconds <= 90.0
+    header, when = http_date_in(90)
+    start = datetime.now(UTC)
+    seconds = retry_after_seconds(response(503, header))
+    least, most = until(when, start, datetime.now(UTC))
+    assert least <= seconds <= most, "the seconds from the call to that date, however slow the machine"
 
 
 def test_retry_after_http_date_in_the_past_is_zero():
@@ -133,10 +146,12 @@ def test_retry_after_is_capped():
 
 
 def test_retry_after_http_date_drives_the_wait():
-    when = datetime.now(UTC) + timedelta(seconds=40)
-    _, waits = run(Server(response(503, format_datetime(when, usegmt=True)), response(200)))
+    header, when = http_date_in(40)
+    start = datetime.now(UTC)
+    _, waits = run(Server(response(503, header), response(200)))
+    least, most = until(when, start, datetime.now(UTC))
     assert len(waits) == 1
-    assert 35.0 <= waits[0] <= 40.0
+    assert least <= waits[0] <= most, "the date's distance, not the backoff (at most 1 s at attempt 1)"
 
 
 def test_exponential_backoff_with_jitter_stays_in_bounds():
