@@ -310,10 +310,14 @@ def test_openclaw_lists_the_live_and_archived_sessions(mixed):
         assert {s["key"] for s in manifest["agents"][agent]["live"]} <= keys
 
 
-def test_a_second_copy_is_identical_and_fast(mixed, tmp_path):
+def test_a_second_copy_comes_from_the_cache_and_is_identical(mixed, tmp_path):
+    """The build was complete, so it was cached: a second copy is the cached build (not a new one)."""
     dest, manifest = mixed
+    cached = fx.OpenClaw.installed().cache / "fixtures" / fx.fixture_key("mixed")
+    assert fx.missing_pieces(manifest) == {}, fx.missing_pieces(manifest)
+    assert fx.built_fixture("mixed") == cached and (cached / "manifest.json").exists()
     again = fx.openclaw_state("mixed", tmp_path / "again")
-    assert again == manifest
+    assert again == manifest == json.loads((cached / "manifest.json").read_text())
     for entry in manifest["agents"]["native"]["completed"]:
         assert (tmp_path / "again" / entry["expected"]).read_bytes() == (
             dest / entry["expected"]
