@@ -27,12 +27,31 @@ def _env(name: str, default: str) -> str:
     return os.environ.get(f"SESSION_UPLOAD_{name}") or default
 
 
+def _flag(value: str) -> bool:
+    """``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off`` (any case)."""
+    word = value.strip().lower()
+    if word in {"1", "true", "yes", "on"}:
+        return True
+    if word in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a yes/no value: {value!r} (use 1 or 0)")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Per-deployment defaults, each from ``SESSION_UPLOAD_<NAME>`` when set."""
+    """Per-deployment defaults, each from ``SESSION_UPLOAD_<NAME>`` when set.
+
+    Settle times: ``settle_minutes`` (the DAG's Param of that name) for transcript files OpenClaw appends
+    in place (JSONL era) and may still be writing; ``db_settle_seconds`` for completions committed in
+    OpenClaw's database and the exports it publishes whole (``.zst`` or generation-named files), which
+    are final when they appear. ``watch``: start runs on completions (the asset watcher, which needs a
+    triggerer) besides the cron; off (``0``), the DAG runs on the cron alone.
+    """
 
     schedule: str = "0 * * * *"
-    settle_minutes: int = 5
+    settle_minutes: int = 1
+    db_settle_seconds: float = 0.0
+    watch: bool = True
     max_sessions: int = 500
     task_retries: int = 2
     retry_delay_seconds: float = 60.0
@@ -47,11 +66,19 @@ class Settings:
         """Settings with every field overridable by ``SESSION_UPLOAD_<FIELD NAME IN CAPITALS>``."""
         values = {}
         for name, field in cls.__dataclass_fields__.items():
-            values[name] = type(field.default)(_env(name.upper(), str(field.default)))
+            convert = _flag if isinstance(field.default, bool) else type(field.default)
+            values[name] = convert(_env(name.upper(), str(field.default)))
         settings = cls(**values)
         if not 1 <= settings.max_sessions <= MAX_SESSIONS_CEILING:
             raise ValueError(f"SESSION_UPLOAD_MAX_SESSIONS must be 1..{MAX_SESSIONS_CEILING}")
+        if settings.settle_minutes < 0 or settings.db_settle_seconds < 0:
+            raise ValueError("SESSION_UPLOAD_SETTLE_MINUTES and _DB_SETTLE_SECONDS must be 0 or more")
         return settings
+
+    @property
+    def settle_seconds(self) -> float:
+        """The files' settle time in seconds, as the detector and discovery take it."""
+        return self.settle_minutes * 60.0
 
 
 FLEET_ENV = "SESSION_UPLOAD_FLEET"

@@ -22,11 +22,29 @@ confirmed upload as `sessions/archive/<sessionId>.jsonl`, and reports a **JobRes
   `nexus://sessions` when it uploaded anything, and **fails when any error was reported**, so the run is
   red. The run's note is the JobResult's message (Browse → Dag Runs).
 
+#### Why a run started
+- **Completions** (run type *Asset Triggered*): the watcher in Airflow's triggerer saw sessions complete
+  and updated the asset `openclaw://completions`; the run's **Source Asset Events** (the run's details)
+  say how many and for which agents (`extra.payload`). Events that arrive during a run start one run
+  after it. The run still scans every agent: it takes whatever is completed, not what the event named.
+  A backlog larger than `max_sessions` is signalled again once a run has archived its share, so the
+  next run follows without waiting for the cron.
+- **The cron** (run type *Scheduled*, hourly by default): the safety net, when the triggerer is down or
+  the watcher is off (`$SESSION_UPLOAD_WATCH=0`), and what backfills follow: a scheduled run takes what
+  changed before its data interval end.
+- *Manual* and *Backfill*: a person (trigger form, REST API, `airflow backfill create`).
+
+The Dag Runs list shows each run's **Run Type** and its note (the JobResult message).
+
 Params: `agents`, `settle_minutes`, `max_sessions`, `dry_run`, `include_archived` (see the trigger form).
+`settle_minutes` applies to transcript files OpenClaw appends in place (JSONL era) and may still be
+writing; completions committed in OpenClaw's database, and the `.zst` exports it publishes whole, are
+final when they appear and need no settle time.
 A backfill run takes the sessions whose last change (file mtime, or the database window's last change)
 falls in its data interval.
 With a fleet (`$SESSION_UPLOAD_FLEET`) there is one such DAG per host, `session_upload_<host>`, whose
-file tasks run on that host's Celery queue.
+file tasks run on that host's Celery queue; a fleet's DAGs run on the cron only (Airflow cannot pin a
+watcher to one host).
 """
 
 from __future__ import annotations
@@ -37,6 +55,7 @@ import pendulum
 from airflow.sdk import (
     Asset,
     AssetAlias,
+    AssetWatcher,
     Param,
     dag,
     get_current_context,
@@ -45,11 +64,20 @@ from airflow.sdk import (
 )
 
 from openclaw_nexus import __version__, runs
-from openclaw_nexus.compat import EXPONENTIAL_BACKOFF, AirflowFailException, CronDataIntervalTimetable
+from openclaw_nexus.compat import (
+    EXPONENTIAL_BACKOFF,
+    AirflowFailException,
+    AssetOrTimeSchedule,
+    CronDataIntervalTimetable,
+)
 from openclaw_nexus.config import MAX_SESSIONS_CEILING, Settings, fleet
 from openclaw_nexus.nexus import SessionUploadOperator
+from openclaw_nexus.watcher import CompletionTrigger
 
 NEXUS_SESSIONS = Asset("nexus://sessions")
+# What the watcher updates when sessions complete; the DAG is scheduled on it (never on what it emits).
+COMPLETIONS_URI = "openclaw://completions"
+WATCHER_NAME = "openclaw_completions"
 UPLOADS_ALIAS = AssetAlias("session_upload__uploads")
 # Mapped task labels, read from ``ti.task``: the task rendered for this try. Before Airflow 3.1.3 the
 # context's ``task`` is the unrendered one, whose task-group arguments are still placeholders (rendering
@@ -70,9 +98,18 @@ def find_agents(params: dict, ti=None) -> list[str]:
 
 
 @task(map_index_template="{{ task.op_kwargs['agent_id'] }}")
-def discover(agent_id: str, params: dict, dag_run=None, data_interval_start=None, data_interval_end=None):
+def discover(
+    agent_id: str,
+    db_settle_seconds: float,
+    params: dict,
+    dag_run=None,
+    data_interval_start=None,
+    data_interval_end=None,
+):
     """Find one agent's completed sessions in its store (files or database); return them, oldest first."""
-    window = runs.window_for(dag_run, data_interval_start, data_interval_end, params["settle_minutes"])
+    window = runs.window_for(
+        dag_run, data_interval_start, data_interval_end, params["settle_minutes"], db_settle_seconds
+    )
     return runs.discover(agent_id, window, include_archived=params["include_archived"])
 
 
@@ -108,8 +145,24 @@ def job_result() -> dict:
     return result
 
 
+def schedule_for(settings: Settings, *, watched: bool):
+    """The hourly cron (its data intervals: backfills keep their meaning), or'ed with the completions asset
+    the watcher updates when ``watched``. Only objects are built here: the watcher runs in the triggerer.
+    Its trigger's kwargs are plain numbers from the settings, the same at every parse, so a re-parse leaves
+    the running trigger (and what it remembers) alone."""
+    cron = CronDataIntervalTimetable(settings.schedule, timezone="UTC")
+    if not watched:
+        return cron
+    trigger = CompletionTrigger(
+        settle_seconds=settings.settle_seconds, db_settle_seconds=settings.db_settle_seconds
+    )
+    completions = Asset(COMPLETIONS_URI, watchers=[AssetWatcher(name=WATCHER_NAME, trigger=trigger)])
+    return AssetOrTimeSchedule(timetable=cron, assets=completions)
+
+
 def build_session_upload(dag_id: str, queue: str | None = None, host: str | None = None):
-    """One session_upload DAG; with a fleet, one per host, its file tasks pinned to the host's queue."""
+    """One session_upload DAG; with a fleet, one per host, its file tasks pinned to the host's queue (a
+    fleet's DAGs run on the cron alone: a watcher cannot be pinned to a host)."""
     pin = {"queue": queue} if queue else {}
     settings = Settings.from_env()
 
@@ -131,7 +184,7 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
 
     @dag(
         dag_id=dag_id,
-        schedule=CronDataIntervalTimetable(settings.schedule, timezone="UTC"),
+        schedule=schedule_for(settings, watched=settings.watch and host is None),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
@@ -156,7 +209,9 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
                 type="integer",
                 minimum=0,
                 title="Settle time (minutes)",
-                description="A transcript counts only when it was last modified at least this long ago.",
+                description="A transcript file OpenClaw appends in place (JSONL era) counts only when it "
+                "was last modified at least this long ago. Completions in OpenClaw's database and its .zst "
+                "exports are final when they appear: no settle time.",
             ),
             "max_sessions": Param(
                 settings.max_sessions,
@@ -183,7 +238,8 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
     )
     def session_upload():
         agents = find_agents.override(**pin)()
-        scans = discover.override(**pin).expand(agent_id=agents)
+        settle = {"db_settle_seconds": settings.db_settle_seconds}  # the watcher's, from the same settings
+        scans = discover.override(**pin).partial(**settle).expand(agent_id=agents)
         sessions = select(scans)
         deliver.expand(session=sessions) >> job_result()
 

@@ -13,7 +13,9 @@ still settling is rescanned when its settle time is over. A busy, huge agent is 
 It remembers what it signalled per agent, and forgets what no longer shows up in the agent's scan (the
 DAG archived it), so memory follows what is pending, not history. A new detector knows nothing and
 signals everything pending at its first poll: that heals events lost with a triggerer restart, a paused
-DAG, or a crash between a signal and its run.
+DAG, or a crash between a signal and its run. Once a run has archived completions and stopped, whatever
+is still pending is signalled again (``Poll.again``): a backlog larger than one run's ``max_sessions``
+drains run after run; a completion no run can deliver does not start runs by itself.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ log = logging.getLogger(__name__)
 Key = tuple[str, str, str | None]
 # One file's (st_mtime_ns, st_size, st_ino); None when it does not exist, ("error", errno) when unreadable.
 Stamp = tuple[int, int, int] | tuple[str, int] | None
+
+
+def _order(key: Key) -> tuple[str, str, str]:
+    return key[0], key[1], key[2] or ""
 
 
 def key_of(item: dict) -> Key:
@@ -76,14 +82,14 @@ def fingerprint(state_dir: Path, agent_id: str) -> tuple[Stamp, ...]:
 
 @dataclass(frozen=True)
 class _SettleWatch(Window):
-    """The DAG's window, noting the mtimes it turns away as still settling (to rescan when they are due)."""
+    """The DAG's window, noting when what it turns away as still settling is due (to rescan it then)."""
 
     settling: list[float] = field(default_factory=list, compare=False)
 
-    def admits(self, mtime: float) -> str | None:
-        reason = super().admits(mtime)
+    def admits(self, mtime: float, *, committed: bool = False) -> str | None:
+        reason = super().admits(mtime, committed=committed)
         if reason == "settling":
-            self.settling.append(mtime)
+            self.settling.append(mtime + self.settle_for(committed=committed))
         return reason
 
 
@@ -92,6 +98,9 @@ class Poll:
     """What one poll did. ``new``: completions not signalled before, oldest first per agent."""
 
     new: list[Key] = field(default_factory=list)
+    # Signalled before and still pending, signalled again: a run archived completions and stopped, and
+    # these are left (a backlog beyond max_sessions drains in consecutive runs, without the cron).
+    again: list[Key] = field(default_factory=list)
     scanned: list[str] = field(default_factory=list)  # agents scanned this poll
     changed: list[str] = field(default_factory=list)  # agents whose files changed since their last scan
     swept: list[str] = field(default_factory=list)  # agents due for the round-robin sweep
@@ -99,12 +108,18 @@ class Poll:
     errors: list[str] = field(
         default_factory=list
     )  # agents whose scan raised or reported errors; "*": listing
+    archived: int = 0  # signalled completions no longer in their agent's scan (a run archived them)
     seconds: float = 0.0
 
     @property
     def agents(self) -> list[str]:
-        """The agents with new completions, sorted."""
-        return sorted({agent for agent, _, _ in self.new})
+        """The agents with new completions or completions signalled again, sorted."""
+        return sorted({agent for agent, _, _ in self.new + self.again})
+
+    @property
+    def signals(self) -> list[Key]:
+        """What this poll signals: the new completions, then those signalled again."""
+        return self.new + self.again
 
 
 @dataclass
@@ -123,7 +138,8 @@ class _Agent:
 class Detector:
     """Finds completions under one state dir, poll after poll.
 
-    ``settle_seconds`` is the DAG's settle time (a completion is signalled once a run would take it);
+    ``settle_seconds`` and ``db_settle_seconds`` are the DAG's settle times (``discovery.Window``: a
+    completion is signalled once a run would take it);
     ``sweep_per_poll`` agents are rescanned each poll whether or not their files changed (0: no sweep);
     ``duty`` bounds the share of time spent rescanning one agent (0.2: a 1 s scan at most every 5 s).
     ``clock`` (epoch seconds: the window's now, compared with file mtimes) and ``timer`` (monotonic
@@ -134,7 +150,8 @@ class Detector:
         self,
         state_dir: Path | str,
         *,
-        settle_seconds: float = 300.0,
+        settle_seconds: float = 60.0,
+        db_settle_seconds: float = 0.0,
         sweep_per_poll: int = 4,
         duty: float = 0.2,
         clock: Callable[[], float] = time.time,
@@ -146,6 +163,7 @@ class Detector:
             raise ValueError(f"sweep_per_poll must be 0 or more, not {sweep_per_poll}")
         self.state_dir = Path(state_dir)
         self.settle_seconds = float(settle_seconds)
+        self.db_settle_seconds = float(db_settle_seconds)
         self.sweep_per_poll = sweep_per_poll
         self.duty = duty
         self._clock = clock
@@ -156,6 +174,7 @@ class Detector:
         self._relist = True  # list at the first poll
         self._cursor: str | None = None  # the last agent swept
         self._listing_problem: str | None = None
+        self._archiving = False  # signalled completions left their scans (archived) in a recent poll
 
     @property
     def pending(self) -> int:
@@ -190,8 +209,34 @@ class Detector:
                     poll.deferred.append(name)
                 continue
             self._scan(name, agent, now_print, poll)
+        self._after_archiving(poll)
         poll.seconds = self._timer() - started
         return poll
+
+    def _after_archiving(self, poll: Poll) -> None:
+        """Signal the pending completions again once a run has archived some and stopped archiving.
+
+        The run an event starts takes at most ``max_sessions``; what it leaves was signalled already, so
+        nothing new would start the next run before the cron. So: while polls see signalled completions
+        leave their scans (archived by a run), wait; at the first poll that sees none leave, signal every
+        completion still pending once more. Each time needs completions to have been archived since the
+        last, so it cannot repeat by itself: a session that fails every run is never archived, and after
+        the run that fails it nothing is signalled again.
+        """
+        if poll.archived:
+            self._archiving = True
+            return
+        if not self._archiving:
+            return
+        self._archiving = False
+        signalled = set(poll.new)
+        poll.again = [
+            key
+            for name in self._names
+            if (agent := self._agents.get(name)) is not None
+            for key in sorted(agent.signalled, key=_order)
+            if key not in signalled
+        ]
 
     def _list_agents(self, poll: Poll) -> None:
         """Relist the agents when the agents folder changed (a folder added, removed, renamed), and once
@@ -232,7 +277,9 @@ class Detector:
         return picked
 
     def _scan(self, name: str, agent: _Agent, seen: tuple[Stamp, ...], poll: Poll) -> None:
-        window = _SettleWatch(now=self._clock(), settle_seconds=self.settle_seconds)
+        window = _SettleWatch(
+            now=self._clock(), settle_seconds=self.settle_seconds, db_settle_seconds=self.db_settle_seconds
+        )
         agent.started = self._timer()
         poll.scanned.append(name)
         try:
@@ -244,20 +291,24 @@ class Detector:
             return
         agent.seconds = self._timer() - agent.started
         agent.fingerprint = seen
-        agent.due = min(window.settling) + self.settle_seconds if window.settling else None
-        poll.new.extend(self._remember(agent, scan))
+        agent.due = min(window.settling) if window.settling else None
+        new, gone = self._remember(agent, scan)
+        poll.new.extend(new)
+        poll.archived += gone
         if scan.errors:
             poll.errors.append(name)
         problem = "; ".join(f"{e['file'] or '-'}: {e['reason']}" for e in scan.errors) or None
         self._report(name, agent, problem)
 
     @staticmethod
-    def _remember(agent: _Agent, scan: AgentScan) -> list[Key]:
-        """Keep the keys of this scan (forgetting what it no longer lists); return the unsignalled ones."""
+    def _remember(agent: _Agent, scan: AgentScan) -> tuple[list[Key], int]:
+        """Keep the keys of this scan (forgetting what it no longer lists); return the unsignalled ones
+        and how many signalled ones it no longer lists."""
         keys = [key_of(item) for item in scan.sessions]
         new = [key for key in dict.fromkeys(keys) if key not in agent.signalled]
+        gone = len(agent.signalled - set(keys))
         agent.signalled = set(keys)
-        return new
+        return new, gone
 
     @staticmethod
     def _report(name: str, agent: _Agent, problem: str | None, exc: Exception | None = None) -> None:

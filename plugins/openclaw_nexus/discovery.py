@@ -38,22 +38,34 @@ ARCHIVED_NAME_RE = re.compile(
 
 @dataclass(frozen=True)
 class Window:
-    """Which transcripts a run may take, by modification time (epoch seconds)."""
+    """Which transcripts a run may take, by modification time (epoch seconds).
+
+    Two settle times: ``settle_seconds`` for files OpenClaw may still be writing (a JSONL-era transcript
+    is appended in place, with no fsync and no rename), ``db_settle_seconds`` for what is final when it
+    appears: a completion committed in OpenClaw's database, and the exports it publishes whole (written
+    to a temporary file, fsynced, then linked or renamed into place). Each store says which applies.
+    """
 
     now: float
-    settle_seconds: float = 300.0
+    settle_seconds: float = 60.0
     not_before: float | None = None  # inclusive; set for backfill runs
     before: float | None = None  # exclusive; the run's data interval end
+    db_settle_seconds: float = 0.0
 
-    def admits(self, mtime: float) -> str | None:
-        """None when the mtime is in the window, else the reason it is not."""
-        if mtime > self.now - self.settle_seconds:
+    def admits(self, mtime: float, *, committed: bool = False) -> str | None:
+        """None when the mtime is in the window, else the reason it is not. ``committed``: the time of
+        something final when it appeared (``db_settle_seconds`` applies), else of a file that may still
+        be written to (``settle_seconds``)."""
+        if mtime > self.now - self.settle_for(committed=committed):
             return "settling"
         if self.before is not None and mtime >= self.before:
             return "after_window"
         if self.not_before is not None and mtime < self.not_before:
             return "before_window"
         return None
+
+    def settle_for(self, *, committed: bool) -> float:
+        return self.db_settle_seconds if committed else self.settle_seconds
 
 
 @dataclass

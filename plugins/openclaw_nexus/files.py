@@ -189,7 +189,7 @@ def scan_files(
         if not stat.S_ISREG(info.st_mode):
             scan.skipped["not_regular_file"] += 1
             continue
-        reason = window.admits(info.st_mtime)
+        reason = window.admits(info.st_mtime, committed=parsed.whole)
         if reason:
             scan.skipped[reason] += 1
             continue

@@ -32,7 +32,7 @@ CONVERSATION_TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}", re.IGNORECASE)
 _TS = r"\d{4}-\d{2}-\d{2}T\d{2}-\d{2}-\d{2}(?:[.-]\d{1,9})?Z"
 # JSONL era: an optional ``.N`` counter; SQLite era: an optional 32-hex generation, then ``.zst``.
 _ARCHIVED_SUFFIX_RE = re.compile(
-    rf"\.(?P<kind>reset|deleted)\.(?P<ts>{_TS})(?:\.\d+|\.[0-9a-f]{{32}})?(?P<zst>\.zst)?$"
+    rf"\.(?P<kind>reset|deleted)\.(?P<ts>{_TS})(?:\.\d+|\.(?P<generation>[0-9a-f]{{32}}))?(?P<zst>\.zst)?$"
 )
 _FORK_PREFIX_RE = re.compile(rf"^(?P<ts>{_TS})_")
 _TOPIC_MARKER = "-topic-"
@@ -56,6 +56,10 @@ class TranscriptName:
     topic: str | None = None
     fork: str | None = None
     compressed: bool = False  # a ``.zst`` export: its content is the zstd-decompressed bytes
+    # Published whole by OpenClaw 2026.8+ (``.zst`` or a generation in the name): written to a temporary
+    # file, fsynced, then linked or renamed into place, so complete when it appears. (A JSONL-era
+    # transcript, and the ``.reset``/``.deleted`` name it is renamed to, is appended in place.)
+    whole: bool = False
 
     @property
     def archived_by_openclaw(self) -> bool:
@@ -73,12 +77,13 @@ def parse_transcript_name(name: str) -> TranscriptName | None:
         return None
     kind = "live"
     base = name
-    compressed = False
+    compressed = whole = False
     archived = _ARCHIVED_SUFFIX_RE.search(name)
     if archived:
         kind = archived.group("kind")
         base = name[: archived.start()]
         compressed = archived.group("zst") is not None
+        whole = compressed or archived.group("generation") is not None
     if not base.endswith(TRANSCRIPT_SUFFIX):
         return None
     stem = base[: -len(TRANSCRIPT_SUFFIX)]
@@ -98,7 +103,9 @@ def parse_transcript_name(name: str) -> TranscriptName | None:
             return None
     if not SESSION_ID_RE.fullmatch(stem):
         return None
-    return TranscriptName(session_id=stem, kind=kind, topic=topic, fork=fork, compressed=compressed)
+    return TranscriptName(
+        session_id=stem, kind=kind, topic=topic, fork=fork, compressed=compressed, whole=whole
+    )
 
 
 def is_valid_session_id(value: object) -> bool:

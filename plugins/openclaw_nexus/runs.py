@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -34,18 +35,25 @@ def find_agents(requested: list[str] | None, ti: Any) -> list[str]:
 
 
 def window_for(
-    dag_run: Any, interval_start: datetime | None, interval_end: datetime | None, settle_minutes: int
+    dag_run: Any,
+    interval_start: datetime | None,
+    interval_end: datetime | None,
+    settle_minutes: int,
+    db_settle_seconds: float = 0.0,
 ) -> discovery.Window:
     """Scheduled runs take what is older than their data interval end; backfills only their interval;
-    manual and asset-triggered runs everything settled up to now."""
+    manual and asset-triggered runs everything settled up to now. ``settle_minutes`` applies to files
+    OpenClaw may still be writing, ``db_settle_seconds`` to what its database committed (``Window``)."""
     run_type = str(getattr(dag_run, "run_type", "") or "").lower()
-    window = discovery.Window(now=datetime.now().timestamp(), settle_seconds=settle_minutes * 60.0)
+    window = discovery.Window(
+        now=datetime.now().timestamp(),
+        settle_seconds=settle_minutes * 60.0,
+        db_settle_seconds=db_settle_seconds,
+    )
     if run_type.endswith("backfill") and interval_start and interval_end:
-        return discovery.Window(
-            window.now, window.settle_seconds, interval_start.timestamp(), interval_end.timestamp()
-        )
+        return replace(window, not_before=interval_start.timestamp(), before=interval_end.timestamp())
     if run_type.endswith("scheduled") and interval_end:
-        return discovery.Window(window.now, window.settle_seconds, None, interval_end.timestamp())
+        return replace(window, before=interval_end.timestamp())
     return window
 
 

@@ -655,7 +655,7 @@ class SqliteStore:
             if mtime_ns in copies.mtimes(session_id):
                 scan.skipped["already_archived"] += 1
                 continue
-            reason = window.admits(mtime_ns / 1e9)
+            reason = window.admits(mtime_ns / 1e9, committed=True)
             if reason:
                 scan.skipped[reason] += 1
                 continue
@@ -671,7 +671,7 @@ class SqliteStore:
             for name, created_ns in rows:
                 if (sessions_dir / name).exists() or (sessions_dir / ARCHIVE_DIR / name).exists():
                     continue  # its file is (or was) read as a file
-                if window.admits(created_ns / 1e9):
+                if window.admits(created_ns / 1e9, committed=True):
                     continue
                 session = _db_session(self.agent_id, session_id, session_file(name), created_ns, "deleted")
                 scan.sessions.append({**session, "archiveName": name})
@@ -735,7 +735,7 @@ class SqliteStore:
                 scan.skipped["already_archived"] += 1
                 done += 1
                 continue
-            reason = window.admits(closed_ns / 1e9)
+            reason = window.admits(closed_ns / 1e9, committed=True)
             if reason:
                 scan.skipped[reason] += 1
                 continue

@@ -41,27 +41,30 @@ def _now() -> str:
 
 class CompletionTrigger(BaseEventTrigger):
     """Fires when OpenClaw sessions under ``state_dir`` complete (None: ``$OPENCLAW_STATE_DIR``, read in
-    the triggerer). ``settle_seconds`` should be the DAG's settle time, so that the run an event starts
-    takes what the event announced; ``sweep_per_poll`` and ``duty``: see ``detector.Detector``."""
+    the triggerer). ``settle_seconds`` (files) and ``db_settle_seconds`` (database commits) must be the
+    DAG's settle times, so that the run an event starts takes what the event announced; ``sweep_per_poll``
+    and ``duty``: see ``detector.Detector``."""
 
     def __init__(
         self,
         state_dir: str | None = None,
         poll_seconds: float = 10.0,
         batch_seconds: float = 3.0,
-        settle_seconds: float = 300.0,
+        settle_seconds: float = 60.0,
         sweep_per_poll: int = 4,
         duty: float = 0.2,
+        db_settle_seconds: float = 0.0,
     ) -> None:
         super().__init__()
-        if poll_seconds <= 0 or batch_seconds < 0 or settle_seconds < 0:
-            raise ValueError("poll_seconds must be above 0; batch_seconds and settle_seconds 0 or more")
+        if poll_seconds <= 0 or batch_seconds < 0 or settle_seconds < 0 or db_settle_seconds < 0:
+            raise ValueError("poll_seconds must be above 0; batch_seconds and the settle times 0 or more")
         if sweep_per_poll < 0 or not 0 < duty <= 1:
             raise ValueError("sweep_per_poll must be 0 or more and duty in (0, 1]")
         self.state_dir = None if state_dir is None else str(state_dir)
         self.poll_seconds = float(poll_seconds)
         self.batch_seconds = float(batch_seconds)
         self.settle_seconds = float(settle_seconds)
+        self.db_settle_seconds = float(db_settle_seconds)
         self.sweep_per_poll = int(sweep_per_poll)
         self.duty = float(duty)
         self._detector: Detector | None = None
@@ -75,6 +78,7 @@ class CompletionTrigger(BaseEventTrigger):
                 "poll_seconds": self.poll_seconds,
                 "batch_seconds": self.batch_seconds,
                 "settle_seconds": self.settle_seconds,
+                "db_settle_seconds": self.db_settle_seconds,
                 "sweep_per_poll": self.sweep_per_poll,
                 "duty": self.duty,
             },
@@ -86,11 +90,12 @@ class CompletionTrigger(BaseEventTrigger):
         health: dict[str, Any] = {"started": _now(), "lastPoll": None, "lastEvent": None, "pending": 0}
         written: float | None = None
         self.log.info(
-            "watcher started: %s, polling every %s s, batching %s s, settle %s s",
+            "watcher started: %s, polling every %s s, batching %s s, settle %s s (files), %s s (database)",
             self.state_dir or f"${config.STATE_DIR_ENV}",
             self.poll_seconds,
             self.batch_seconds,
             self.settle_seconds,
+            self.db_settle_seconds,
         )
         while True:
             batch = await self._poll(health)
@@ -115,6 +120,7 @@ class CompletionTrigger(BaseEventTrigger):
                 self._detector = Detector(
                     self.state_dir or config.state_dir(),
                     settle_seconds=self.settle_seconds,
+                    db_settle_seconds=self.db_settle_seconds,
                     sweep_per_poll=self.sweep_per_poll,
                     duty=self.duty,
                 )
@@ -126,7 +132,12 @@ class CompletionTrigger(BaseEventTrigger):
         self._trouble("poll", None)
         health["lastPoll"] = _now()
         health["pending"] = self._detector.pending
-        return list(poll.new)
+        if poll.again:
+            self.log.info(
+                "watcher: a run archived completions and stopped; %d still pending, signalled again",
+                len(poll.again),
+            )
+        return poll.signals
 
     async def _write_health(self, health: dict[str, Any]) -> None:
         """``health`` into the asset state store (Airflow 3.3+), when the triggerer gave this trigger one."""

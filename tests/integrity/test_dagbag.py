@@ -31,6 +31,39 @@ def dagbag():
     return DagBag(dag_folder=str(ROOT / "dags"))
 
 
+def parse(monkeypatch=None, **env: str):
+    """A fresh DagBag of the DAG file, with the settings in ``env`` (set through ``monkeypatch``)."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    DagBag, _ = airflow_core()
+    bag = DagBag(dag_folder=str(ROOT / "dags"))
+    assert bag.import_errors == {}
+    return bag
+
+
+def serialized_timetable(dag) -> dict:
+    """The DAG's timetable as the scheduler and triggerer read it: serialized with the DAG."""
+    _, DagSerialization = airflow_core()
+    return DagSerialization.to_dict(dag)["dag"]["timetable"]
+
+
+def watchers(dag) -> list[dict]:
+    """Every asset watcher in the DAG's serialized schedule (name, trigger classpath and kwargs)."""
+    found: list[dict] = []
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            found.extend(node.get("watchers") or [])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(serialized_timetable(dag))
+    return found
+
+
 @pytest.fixture(scope="module")
 def dag(dagbag):
     return dagbag.dags["session_upload"]
@@ -55,7 +88,8 @@ def test_contract_ids_tags_docs_and_schedule(dag):
     assert dag.doc_md and "### session_upload" in dag.doc_md
     assert dag.max_active_runs == 1
     assert dag.catchup is False
-    assert type(dag.timetable).__name__ == "CronDataIntervalTimetable", "backfills need real data intervals"
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule", "the cron or'ed with completions"
+    assert type(dag.timetable.timetable).__name__ == "CronDataIntervalTimetable", "backfills need intervals"
     leaves = [t.task_id for t in dag.tasks if not t.downstream_list]
     assert leaves == ["job_result"]
 
@@ -78,9 +112,16 @@ def test_compat_gives_the_sdk_names_from_3_2_and_core_names_before(dag):
 
         assert not hasattr(airflow.sdk, "CronDataIntervalTimetable")
         assert compat.EXPONENTIAL_BACKOFF is True
+    if compat.SDK_1_2:
+        schedule = airflow.sdk.AssetOrTimeSchedule
+    else:
+        from airflow.timetables.assets import AssetOrTimeSchedule as schedule
+
+        assert not hasattr(airflow.sdk, "AssetOrTimeSchedule")
     assert compat.CronDataIntervalTimetable is timetable
+    assert compat.AssetOrTimeSchedule is schedule
     assert (compat.AirflowException, compat.AirflowFailException) == (AirflowException, AirflowFailException)
-    assert type(dag.timetable) is timetable
+    assert type(dag.timetable) is schedule and type(dag.timetable.timetable) is timetable
     assert {t.retry_exponential_backoff for t in dag.tasks} == {compat.EXPONENTIAL_BACKOFF}
 
 
@@ -180,6 +221,106 @@ def test_the_distribution_registers_the_run_note_listener_as_an_airflow_plugin(t
     assert ours[0]["source"].startswith("session-upload=="), ours[0]["source"]
 
 
+SHIPPED_TRIGGER_KWARGS = {
+    "state_dir": None,  # $OPENCLAW_STATE_DIR, read in the triggerer
+    "poll_seconds": 10.0,
+    "batch_seconds": 3.0,
+    "settle_seconds": 60.0,
+    "db_settle_seconds": 0.0,
+    "sweep_per_poll": 4,
+    "duty": 0.2,
+}
+
+
+def test_runs_start_on_the_hourly_cron_or_on_completions_through_the_watched_asset(dag):
+    """AssetOrTimeSchedule: the cron keeps its data intervals; the asset is the watcher's, not the one the
+    DAG emits; its one watcher runs CompletionTrigger with primitive kwargs, the shipped settle times."""
+    from openclaw_nexus.watcher import CompletionTrigger
+
+    condition = dag.timetable.asset_condition
+    assert condition.uri.rstrip("/") == "openclaw://completions"
+    assert condition.uri.rstrip("/") != "nexus://sessions", "a DAG scheduled on its own outlet would loop"
+    (watcher,) = condition.watchers
+    assert watcher.name == "openclaw_completions"
+    assert isinstance(watcher.trigger, CompletionTrigger)
+    assert watcher.trigger.serialize() == ("openclaw_nexus.watcher.CompletionTrigger", SHIPPED_TRIGGER_KWARGS)
+    assert json.loads(json.dumps(SHIPPED_TRIGGER_KWARGS)) == SHIPPED_TRIGGER_KWARGS, "primitive kwargs only"
+    # The DAG's discovery gets the same database settle time as the trigger (files: the Param).
+    assert dag.get_task("discover").partial_kwargs["op_kwargs"]["db_settle_seconds"] == 0.0
+    assert dag.params["settle_minutes"] * 60.0 == SHIPPED_TRIGGER_KWARGS["settle_seconds"]
+
+
+def test_the_schedule_survives_serialization_with_the_crons_data_intervals_and_the_watcher(dag):
+    """What the scheduler reads: the serialized DAG, deserialized. Cron runs keep hourly data intervals
+    (backfills mean what they meant); the watcher travels with its trigger's classpath and kwargs."""
+    import pendulum
+    from airflow.timetables.base import DataInterval, TimeRestriction
+
+    _, DagSerialization = airflow_core()
+    encoded = DagSerialization.to_dict(dag)
+    timetable = encoded["dag"]["timetable"]
+    assert timetable["__type"] == "airflow.timetables.assets.AssetOrTimeSchedule"
+    assert timetable["__var"]["timetable"]["__var"]["expression"] == "0 * * * *"
+    assert watchers(dag) == [
+        {
+            "name": "openclaw_completions",
+            "trigger": {
+                "classpath": "openclaw_nexus.watcher.CompletionTrigger",
+                "kwargs": SHIPPED_TRIGGER_KWARGS,
+            },
+        }
+    ]
+    restored = DagSerialization.from_dict(json.loads(json.dumps(encoded))).timetable  # as stored
+    assert type(restored).__name__ == "AssetOrTimeSchedule"
+    hour = DataInterval(
+        pendulum.datetime(2026, 3, 1, 5, tz="UTC"), pendulum.datetime(2026, 3, 1, 6, tz="UTC")
+    )
+    info = restored.next_dagrun_info(
+        last_automated_data_interval=hour,
+        restriction=TimeRestriction(earliest=None, latest=None, catchup=True),
+    )
+    assert (info.data_interval.start, info.data_interval.end) == (hour.end, hour.end.add(hours=1))
+    assert info.run_after == hour.end.add(hours=1)
+
+
+def test_every_parse_gives_the_watcher_the_same_trigger_so_the_running_one_is_kept(monkeypatch):
+    """The triggerer keys a trigger by (classpath, kwargs): a re-parse with other kwargs would replace the
+    running watcher and lose what it remembers. Two parses, as the dag-processor does them, agree."""
+    from airflow.triggers.base import BaseEventTrigger
+
+    first, second = (watchers(parse().dags["session_upload"]) for _ in range(2))
+    assert first == second and len(first) == 1
+    (one,), (two,) = first, second
+    assert BaseEventTrigger.hash(
+        one["trigger"]["classpath"], one["trigger"]["kwargs"]
+    ) == BaseEventTrigger.hash(two["trigger"]["classpath"], two["trigger"]["kwargs"])
+
+
+def test_the_settle_times_reach_the_trigger_and_the_dag_alike(monkeypatch):
+    dag = parse(monkeypatch, SESSION_UPLOAD_SETTLE_MINUTES="3", SESSION_UPLOAD_DB_SETTLE_SECONDS="2.5").dags[
+        "session_upload"
+    ]
+    (watcher,) = watchers(dag)
+    assert (
+        watcher["trigger"]["kwargs"]["settle_seconds"],
+        watcher["trigger"]["kwargs"]["db_settle_seconds"],
+    ) == (
+        180.0,
+        2.5,
+    )
+    assert dag.params["settle_minutes"] == 3
+    assert dag.get_task("discover").partial_kwargs["op_kwargs"]["db_settle_seconds"] == 2.5
+
+
+def test_with_the_watcher_off_the_dag_runs_on_the_plain_cron(monkeypatch):
+    """SESSION_UPLOAD_WATCH=0: for deployments without a triggerer."""
+    from openclaw_nexus import compat
+
+    dag = parse(monkeypatch, SESSION_UPLOAD_WATCH="0").dags["session_upload"]
+    assert type(dag.timetable) is compat.CronDataIntervalTimetable
+    assert watchers(dag) == []
+
+
 def test_a_fleet_builds_one_dag_per_host_with_file_tasks_on_its_queue(monkeypatch):
     DagBag, _ = airflow_core()
     monkeypatch.setenv("SESSION_UPLOAD_FLEET", '[{"host": "box-1"}, {"host": "box-2", "queue": "q2"}]')
@@ -192,3 +333,6 @@ def test_a_fleet_builds_one_dag_per_host_with_file_tasks_on_its_queue(monkeypatc
         queues = {task.task_id: task.queue for task in dag.tasks}
         assert {queues[t] for t in file_tasks} == {queue}, queues
         assert queues["job_result"] != queue
+        # A watcher cannot be pinned to one host (watcher triggers get no queue): the cron only.
+        assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+        assert watchers(dag) == []

@@ -113,3 +113,28 @@ def test_a_session_completing_signals_exactly_it_and_what_the_dag_archived_is_fo
     assert pending(state, "main") == []
     archived = detector.poll()
     assert archived.changed == ["main"] and archived.new == [] and detector.pending == 0
+
+
+def test_a_completion_committed_in_the_database_is_signalled_at_once_with_the_shipped_settle_times(state):
+    """Files settle a minute; a completion OpenClaw committed (here: a node archived now) is final at commit:
+    the first poll after it signals it, and the DAG's window admits it at once too."""
+    detector = Detector(state, clock=time.time, timer=Frozen(), sweep_per_poll=0)
+    assert (detector.settle_seconds, detector.db_settle_seconds) == (60.0, 0.0)
+    detector.poll()
+    sid = main_sid(state)
+    openclaw_write(
+        state,
+        (
+            "UPDATE session_nodes SET archived_at = ?, updated_at = ? WHERE session_key = 'agent:main:main'",
+            [now_ms(), now_ms()],
+        ),
+    )
+    key = ("main", f"openclaw-agent.sqlite#{sid}", None)
+    assert detector.poll().new == [key]
+
+    shipped = discovery.Window(time.time(), settle_seconds=60, db_settle_seconds=0)
+    assert key in [key_of(s) for s in stores.scan_agent(state, "main", shipped).sessions]
+    # The database's settle time is what holds it back, not the files'.
+    held = discovery.Window(time.time(), settle_seconds=0, db_settle_seconds=3600)
+    scan = stores.scan_agent(state, "main", held)
+    assert key not in [key_of(s) for s in scan.sessions] and scan.skipped["settling"] >= 1

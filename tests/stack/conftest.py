@@ -133,6 +133,9 @@ def stack_env(state_dir: Path, nexus_url: str) -> dict[str, str]:
             {"conn_type": "http", "host": host, "port": int(port), "schema": "http", "password": API_KEY}
         ),
         "SESSION_UPLOAD_SETTLE_MINUTES": str(SCHEDULED_SETTLE_MINUTES),
+        # Runs here come from the cron and the tests' triggers only: a run the completion watcher started
+        # would take sessions another test is about to check (test_completions.py has a stack of its own).
+        "SESSION_UPLOAD_WATCH": "0",
         # The retry policy is the package's; only the waits are short.
         "SESSION_UPLOAD_RETRY_DELAY_SECONDS": "1",
         "SESSION_UPLOAD_BACKOFF_INITIAL_SECONDS": "0.05",

@@ -11,7 +11,35 @@ def test_defaults_without_environment(monkeypatch):
     monkeypatch.delenv("SESSION_UPLOAD_MAX_SESSIONS", raising=False)
     settings = Settings.from_env()
     assert settings == Settings()
-    assert settings.schedule == "0 * * * *" and settings.max_sessions == 500 and settings.settle_minutes == 5
+    assert settings.schedule == "0 * * * *" and settings.max_sessions == 500
+    # Files OpenClaw appends in place settle a minute; database commits and whole exports not at all.
+    assert (settings.settle_minutes, settings.settle_seconds, settings.db_settle_seconds) == (1, 60.0, 0.0)
+    assert settings.watch is True
+
+
+@pytest.mark.parametrize(
+    ("value", "watch"),
+    [("0", False), ("false", False), ("off", False), ("No", False), ("1", True), ("true", True), ("", True)],
+)
+def test_the_watcher_can_be_turned_off(monkeypatch, value, watch):
+    monkeypatch.setenv("SESSION_UPLOAD_WATCH", value)
+    assert Settings.from_env().watch is watch
+
+
+def test_a_watch_value_that_is_not_yes_or_no_is_refused(monkeypatch):
+    monkeypatch.setenv("SESSION_UPLOAD_WATCH", "sometimes")
+    with pytest.raises(ValueError, match="not a yes/no value"):
+        Settings.from_env()
+
+
+def test_settle_times_from_the_environment_in_their_units(monkeypatch):
+    monkeypatch.setenv("SESSION_UPLOAD_SETTLE_MINUTES", "3")
+    monkeypatch.setenv("SESSION_UPLOAD_DB_SETTLE_SECONDS", "2.5")
+    settings = Settings.from_env()
+    assert (settings.settle_seconds, settings.db_settle_seconds) == (180.0, 2.5)
+    monkeypatch.setenv("SESSION_UPLOAD_DB_SETTLE_SECONDS", "-1")
+    with pytest.raises(ValueError, match="0 or more"):
+        Settings.from_env()
 
 
 def test_every_setting_is_overridable(monkeypatch):

@@ -341,3 +341,58 @@ def test_a_transcript_of_a_new_completed_session_is_signalled(tmp_path):
     hour_ago = clock.now - 3600
     os.utime(path, (hour_ago, hour_ago))
     assert detector.poll().new == [("a", path.name, None)]
+
+
+def run_once(state: Path, max_sessions: int, failing: frozenset[str] = frozenset()) -> list[dict]:
+    """What one DAG run does to the state dir: scan every agent, take the oldest ``max_sessions``, archive
+    each one Nexus accepted (``failing``: session ids Nexus rejects for good, never archived)."""
+    window = discovery.Window(time.time(), settle_seconds=0)
+    scans = [stores.scan_agent(state, agent, window).to_dict() for agent in discovery.list_agents(state)[0]]
+    selected, _ = discovery.select_sessions(scans, max_sessions)
+    for session in selected:
+        if session["sessionId"] not in failing:
+            deliver(state, session)
+    return selected
+
+
+def test_a_backlog_beyond_one_run_is_signalled_again_after_each_run_until_it_is_drained(tmp_path):
+    made = make_state(tmp_path, ["a", "b"], completed=3)
+    detector = watch(tmp_path, settle_seconds=0, sweep_per_poll=1, clock=Clock())
+    assert len(detector.poll().signals) == 6
+
+    left = set(completed_keys(made))
+    for expected_left in (4, 2, 0):
+        taken = run_once(tmp_path, 2)
+        left -= {(s["agentId"], s["file"], None) for s in taken}
+        during = detector.poll()  # the run archives: the poll sees signalled completions leave
+        assert during.archived == 2 and during.signals == [], "nothing signalled while a run archives"
+        after = detector.poll()  # the first poll that sees none leave: the run has stopped archiving
+        assert len(left) == expected_left
+        assert sorted(after.again) == sorted(left) and after.new == []
+        assert after.agents == sorted({agent for agent, _, _ in left})
+        assert detector.poll().signals == [], "signalled again once per run that archived"
+    assert detector.pending == 0
+
+
+def test_a_session_that_fails_every_run_does_not_make_runs_loop(tmp_path):
+    made = make_state(tmp_path, ["a"], completed=3)
+    oldest = made["a"]["completed"][0]  # make_agent dates them oldest first: every run selects it
+    rejected = ("a", oldest["file"], None)
+    detector = watch(tmp_path, settle_seconds=0, sweep_per_poll=1, clock=Clock())
+    assert len(detector.poll().signals) == 3
+
+    # Run 1 takes the rejected session and the next; it archives that one: the other two are signalled.
+    taken = run_once(tmp_path, 2, frozenset({oldest["sessionId"]}))
+    assert taken[0]["file"] == oldest["file"]
+    detector.poll()
+    assert sorted(detector.poll().again) == sorted([rejected, ("a", made["a"]["completed"][2]["file"], None)])
+    # Run 2 takes the rejected one and the last; after it only the rejected one is left: signalled once.
+    run_once(tmp_path, 2, frozenset({oldest["sessionId"]}))
+    detector.poll()
+    assert detector.poll().again == [rejected]
+    # Run 3, and any later one, fails it again and archives nothing: nothing is signalled again by itself.
+    for _ in range(3):
+        run_once(tmp_path, 2, frozenset({oldest["sessionId"]}))
+        for _ in range(5):
+            assert detector.poll().signals == []
+    assert detector.pending == 1

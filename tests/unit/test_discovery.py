@@ -157,6 +157,54 @@ def test_window_before_is_exclusive_and_not_before_inclusive():
     assert window.admits(200.0) == "after_window"
 
 
+@pytest.mark.parametrize(
+    ("age", "file", "committed"),
+    [
+        (0, "settling", "settling"),
+        (4.9, "settling", "settling"),
+        (5, "settling", None),
+        (59.9, "settling", None),
+        (60, None, None),
+        (-1, "settling", "settling"),  # from the future (a clock step): nothing is final yet
+    ],
+)
+def test_window_settles_files_and_committed_completions_each_their_own_time(age, file, committed):
+    window = Window(now=NOW, settle_seconds=60, db_settle_seconds=5)
+    assert window.admits(NOW - age) == file
+    assert window.admits(NOW - age, committed=True) == committed
+
+
+def test_window_defaults_a_minute_for_files_and_nothing_for_committed_completions():
+    window = Window(now=NOW)
+    assert (window.settle_seconds, window.db_settle_seconds) == (60.0, 0.0)
+    assert window.admits(NOW - 1) == "settling" and window.admits(NOW - 1, committed=True) is None
+    assert window.admits(NOW, committed=True) is None, "committed at this very moment: taken"
+
+
+def test_window_bounds_apply_to_committed_completions_too():
+    window = Window(now=NOW, settle_seconds=300, not_before=NOW - 5000, before=NOW - 2000)
+    assert window.admits(NOW - 5001, committed=True) == "before_window"
+    assert window.admits(NOW - 3000, committed=True) is None
+    assert window.admits(NOW - 2000, committed=True) == "after_window"
+
+
+def test_window_for_gives_every_run_type_both_settle_times():
+    from types import SimpleNamespace
+
+    from openclaw_nexus.runs import window_for
+
+    start, end = datetime.fromtimestamp(NOW - 7200, UTC), datetime.fromtimestamp(NOW - 3600, UTC)
+    for run_type, bounds in [
+        ("asset_triggered", (None, None)),
+        ("manual", (None, None)),
+        ("scheduled", (None, NOW - 3600)),
+        ("backfill", (NOW - 7200, NOW - 3600)),
+    ]:
+        window = window_for(SimpleNamespace(run_type=run_type), start, end, 2, 1.5)
+        assert (window.settle_seconds, window.db_settle_seconds) == (120.0, 1.5), run_type
+        assert (window.not_before, window.before) == bounds, run_type
+
+
 # --- scan_agent ------------------------------------------------------------------------------------
 
 
@@ -215,6 +263,29 @@ def test_active_sessions_by_id_and_by_session_file_are_never_returned(state):
     assert files(scan) == [f"{C}.jsonl"]
     assert scan.skipped == {"active": 3, "not_transcript": 1}
     assert scan.errors == []
+
+
+def test_only_files_openclaw_appends_in_place_wait_for_the_settle_time(state):
+    """JSONL-era transcripts are appended in place (no fsync, no rename; a ``.reset``/``.deleted`` name
+    is a rename of one): they settle. OpenClaw 2026.8+ publishes its ``.zst`` and generation-named
+    exports whole (a temporary file, fsynced, then linked or renamed): the committed settle time."""
+    gen = "0123456789abcdef0123456789abcdef"
+    state.agent(index={})
+    appended = [f"{A}.jsonl", f"{B}.jsonl.deleted.{TS}", f"{C}.jsonl.reset.{TS}.2"]
+    whole = [
+        f"{A}.jsonl.deleted.{TS}.{gen}.zst",
+        f"{B}.jsonl.deleted.{TS}.{gen}",
+        f"{C}.jsonl.reset.{TS}.zst",
+    ]
+    for name in appended + whole:
+        state.transcript(name, age=10, header_id=name.partition(".")[0])
+    scan = scan_agent(state.root, "main", Window(now=NOW, settle_seconds=60, db_settle_seconds=0))
+    assert files(scan) == sorted(whole)
+    assert scan.skipped["settling"] == 3
+    later = scan_agent(state.root, "main", Window(now=NOW + 45, settle_seconds=60, db_settle_seconds=0))
+    assert files(later) == sorted(whole), "10 + 45 s: still under a minute"
+    settled = scan_agent(state.root, "main", Window(now=NOW + 51, settle_seconds=60, db_settle_seconds=0))
+    assert files(settled) == sorted(appended + whole)
 
 
 def test_fresh_files_are_left_to_settle(state):

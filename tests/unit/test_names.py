@@ -30,10 +30,14 @@ GEN = "0123456789abcdef0123456789abcdef"
         # Timestamps without milliseconds, and with a dash before them, are OpenClaw's too.
         (f"{UUID}.jsonl.reset.2026-02-02T20-29-47Z", TranscriptName(UUID, "reset")),
         (f"{UUID}.jsonl.deleted.2026-02-02T20-29-47-344Z", TranscriptName(UUID, "deleted")),
-        # SQLite era (OpenClaw 2026.8+): a 32-hex generation, and zstd-compressed exports.
-        (f"{UUID}.jsonl.deleted.{TS}.{GEN}.zst", TranscriptName(UUID, "deleted", compressed=True)),
-        (f"{UUID}.jsonl.deleted.{TS}.{GEN}", TranscriptName(UUID, "deleted")),
-        (f"{UUID}.jsonl.reset.{TS}.zst", TranscriptName(UUID, "reset", compressed=True)),
+        # SQLite era (OpenClaw 2026.8+): a 32-hex generation, and zstd-compressed exports; either marks
+        # an export OpenClaw published whole (a temporary file fsynced, then linked or renamed into place).
+        (
+            f"{UUID}.jsonl.deleted.{TS}.{GEN}.zst",
+            TranscriptName(UUID, "deleted", compressed=True, whole=True),
+        ),
+        (f"{UUID}.jsonl.deleted.{TS}.{GEN}", TranscriptName(UUID, "deleted", whole=True)),
+        (f"{UUID}.jsonl.reset.{TS}.zst", TranscriptName(UUID, "reset", compressed=True, whole=True)),
     ],
 )
 def test_transcript_forms(name, expected):

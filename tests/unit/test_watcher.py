@@ -249,7 +249,13 @@ def test_without_an_asset_state_store_it_says_so_once(tmp_path, monkeypatch):
 
 def test_serialize_round_trips_to_the_same_trigger():
     trigger = CompletionTrigger(
-        "/srv/openclaw", poll_seconds=2, batch_seconds=1, settle_seconds=60, sweep_per_poll=3, duty=0.5
+        "/srv/openclaw",
+        poll_seconds=2,
+        batch_seconds=1,
+        settle_seconds=60,
+        sweep_per_poll=3,
+        duty=0.5,
+        db_settle_seconds=5,
     )
     assert isinstance(trigger, BaseEventTrigger)
     classpath, kwargs = trigger.serialize()
@@ -261,6 +267,7 @@ def test_serialize_round_trips_to_the_same_trigger():
         "poll_seconds": 2.0,
         "batch_seconds": 1.0,
         "settle_seconds": 60.0,
+        "db_settle_seconds": 5.0,
         "sweep_per_poll": 3,
         "duty": 0.5,
     }
@@ -284,7 +291,14 @@ def test_serialize_round_trips_to_the_same_trigger():
 
 @pytest.mark.parametrize(
     "bad",
-    [{"poll_seconds": 0}, {"batch_seconds": -1}, {"settle_seconds": -1}, {"sweep_per_poll": -1}, {"duty": 0}],
+    [
+        {"poll_seconds": 0},
+        {"batch_seconds": -1},
+        {"settle_seconds": -1},
+        {"db_settle_seconds": -1},
+        {"sweep_per_poll": -1},
+        {"duty": 0},
+    ],
 )
 def test_a_trigger_that_could_not_work_fails_at_parse_time(bad):
     with pytest.raises(ValueError):
