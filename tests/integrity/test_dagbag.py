@@ -248,6 +248,9 @@ def test_runs_start_on_the_hourly_cron_or_on_completions_through_the_watched_ass
     # The DAG's discovery gets the same database settle time as the trigger (files: the Param).
     assert dag.get_task("discover").partial_kwargs["op_kwargs"]["db_settle_seconds"] == 0.0
     assert dag.params["settle_minutes"] * 60.0 == SHIPPED_TRIGGER_KWARGS["settle_seconds"]
+    # The docs (the UI's Docs tab) say why a run started and where the UI shows it.
+    why = dag.doc_md.split("#### Why a run started", 1)[1]
+    assert all(word in why for word in ("Asset Triggered", "Scheduled", "Source Asset Events", "Run Type"))
 
 
 def test_the_schedule_survives_serialization_with_the_crons_data_intervals_and_the_watcher(dag):
