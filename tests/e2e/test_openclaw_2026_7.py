@@ -1,0 +1,104 @@
+"""End-to-end on a JSONL-era agent written by OpenClaw 2026.7.35 itself (``tools/openclaw_legacy.py``).
+
+The state: one agent whose ``sessions/`` OpenClaw filled through ``openclaw agent`` turns against the model
+stand-in: a transcript renamed by ``sessions.reset`` (``<sid>.jsonl.reset.<ts>``), one renamed by
+``sessions.delete`` (``<sid>.jsonl.deleted.<ts>``), one left in place by an idle rollover (no longer in
+``sessions.json``), two active sessions, OpenClaw's ``sessions.json`` and its side files. The oracle is
+each completed file's bytes as OpenClaw wrote them (read before the run, and checked against the sha256
+the build recorded); nothing here writes a transcript.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import stat
+from pathlib import Path
+
+import pytest
+
+from tools.openclaw_fixture import missing_pieces
+from tools.openclaw_legacy import AGENT, OPENCLAW_VERSION, legacy_state
+
+ARCHIVE = "archive"
+
+
+def snapshot_tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture
+def legacy(tmp_path: Path, state_dir: Path) -> dict:
+    """The cached 2026.7.35 build copied so that its state dir is the sandbox's; fails (never skips) when
+    it cannot be built or lacks a piece, with the reason."""
+    try:
+        manifest = legacy_state(tmp_path / "legacy")
+    except Exception as exc:  # the test fails with the reason: OpenClaw 2026.7.35 could not build it
+        pytest.fail(
+            f"OpenClaw {OPENCLAW_VERSION} could not build the JSONL-era state: {exc!r}", pytrace=False
+        )
+    missing = missing_pieces(manifest)
+    if missing:
+        pytest.fail(f"the OpenClaw {OPENCLAW_VERSION} state lacks: {json.dumps(missing)}", pytrace=False)
+    shutil.copytree(tmp_path / "legacy" / "state", state_dir, symlinks=True, dirs_exist_ok=True)
+    return manifest
+
+
+def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_and_archived(
+    sandbox, nexus, state_dir, legacy
+):
+    sessions = state_dir / "agents" / AGENT / "sessions"
+    completed, active = legacy["completed"], legacy["active"]
+    assert sorted(c["how"] for c in completed) == ["deleted", "idle", "reset"]
+    assert len(active) == 2
+    before = snapshot_tree(sessions)
+    modes = {c["file"]: stat.S_IMODE((sessions / c["file"]).stat().st_mode) for c in completed}
+    assert hashlib.sha256(before["sessions.json"]).hexdigest() == legacy["index"]["sha256"]
+    # The oracle: the files as OpenClaw wrote them (the copy is the build's bytes).
+    expected = {(AGENT, c["sessionId"]): before[c["file"]] for c in completed}
+    for c in completed:
+        assert hashlib.sha256(before[c["file"]]).hexdigest() == c["sha256"], c["file"]
+    index = json.loads(before["sessions.json"])
+    assert {e["sessionId"] for e in index.values()} == {a["sessionId"] for a in active}
+    assert not {c["sessionId"] for c in completed} & {e["sessionId"] for e in index.values()}
+
+    run = sandbox.run_dag({"settle_minutes": 0})
+
+    assert run.state == "success", run.output[-3000:]
+    assert run.job_result == {
+        "jobId": "session_upload",
+        "success": True,
+        "message": "Uploaded 3 sessions across 1 agent",
+        "itemsProcessed": 3,
+        "errors": [],
+    }
+    got: dict[tuple[str, str], bytes] = {}
+    for record in nexus.accepted():
+        payload = json.loads(nexus.body(record["n"]))
+        assert set(payload) == {"agentId", "sessionId", "transcript"}
+        key = (payload["agentId"], payload["sessionId"])
+        assert key not in got, f"{key} uploaded twice"
+        got[key] = payload["transcript"].encode("utf-8")
+    assert got == expected
+    sent = {r["sessionId"] for r in nexus.requests()}
+    assert not sent & {a["sessionId"] for a in active}, "an active session was sent"
+
+    # On disk: each completed file moved to archive/<sessionId>.jsonl (0600), unchanged; nothing else of
+    # OpenClaw's (sessions.json, the active transcripts, trajectories, skills-prompts/) changed.
+    after = snapshot_tree(sessions)
+    moved = {c["file"]: f"{ARCHIVE}/{c['sessionId']}.jsonl" for c in completed}
+    assert {n: b for n, b in after.items() if not n.startswith(f"{ARCHIVE}/")} == {
+        n: b for n, b in before.items() if n not in moved
+    }
+    assert {n: b for n, b in after.items() if n.startswith(f"{ARCHIVE}/")} == {
+        target: before[source] for source, target in moved.items()
+    }
+    # A move: the copy keeps the mode OpenClaw gave the file (2026.7.35 writes agent-path transcripts
+    # 0644, the one sessions.reset starts 0600), and no one but the owner can write it.
+    for source, target in moved.items():
+        mode = stat.S_IMODE((sessions / target).stat().st_mode)
+        assert mode == modes[source] and not mode & 0o022, (target, oct(mode), oct(modes[source]))
+    assert after["sessions.json"] == before["sessions.json"]
+    for a in active:
+        assert after[a["file"]] == before[a["file"]]
