@@ -30,7 +30,12 @@ def find_agents(requested: list[str] | None, ti: Any) -> list[str]:
     for error in errors:
         log.error("agent %s: %s", error["agentId"], error["reason"])
     ti.xcom_push(key="errors", value=errors)
-    log.info("Scanning %d agents under %s: %s", len(agents), state_dir(), ", ".join(agents) or "none")
+    log.info(
+        "Scanning %s under %s: %s",
+        result.count(len(agents), "agent"),
+        state_dir(),
+        ", ".join(agents) or "none",
+    )
     return agents
 
 
@@ -81,8 +86,8 @@ def select(scans: list[dict], max_sessions: int, ti: Any, *, dry_run: bool) -> l
     """The sessions to deliver; the whole selection and the count left over go to XCom for the JobResult."""
     selected, deferred = discovery.select_sessions(scans, max_sessions)
     log.info(
-        "%d sessions selected, %d left for later runs%s",
-        len(selected),
+        "%s selected, %d left for later runs%s",
+        result.count(len(selected), "session"),
         deferred,
         " (dry run: none delivered)" if dry_run else "",
     )
