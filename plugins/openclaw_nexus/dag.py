@@ -127,7 +127,11 @@ def archive(session: dict, receipt: dict) -> dict:
     return runs.archive(session, receipt, get_current_context()["ti"])
 
 
-@task(trigger_rule="all_done", outlets=[UPLOADS_ALIAS], multiple_outputs=False)
+# ``nexus://sessions`` is emitted through the alias (only when something was uploaded); naming it as an
+# inlet too makes Airflow register the asset when it parses the DAG. An asset known only through an alias
+# is created at its first event, and two DAGs of a fleet emitting that first event at once collided on
+# its unique index (IntegrityError): one job_result was failed after a green run.
+@task(trigger_rule="all_done", inlets=[NEXUS_SESSIONS], outlets=[UPLOADS_ALIAS], multiple_outputs=False)
 def job_result() -> dict:
     """Reduce the run into the JobResult (its return value), announce new uploads, and fail if anything
     failed."""

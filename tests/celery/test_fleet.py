@@ -80,6 +80,7 @@ class Fleet:
     dag_ids: list[str]
     nowhere: Path
     leaks: list[str]
+    assets_before_runs: set[str]
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +125,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
             for host in hosts.values():
                 stack.wait_until_ready(60, dag_id(host.name))
                 stack.set_paused(False, dag_id(host.name))
+            assets_before_runs = {a["name"] for a in stack.api("GET", "/api/v2/assets").json()["assets"]}
             run_ids = {name: stack.trigger(dag_id=dag_id(name)) for name in hosts}
             for name, host in hosts.items():
                 host.run = stack.wait_for_run(run_ids[name], dag_id(name), timeout=360)
@@ -139,7 +141,13 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
         f"\nFleet: stack up {up:.0f}s, both runs {ran:.0f}s, total {time.monotonic() - started:.0f}s; "
         f"home {stack.home}"
     )
-    return Fleet(stack, hosts, got, launched, dag_ids, nowhere, leaks)
+    return Fleet(stack, hosts, got, launched, dag_ids, nowhere, leaks, assets_before_runs)
+
+
+def test_the_emitted_asset_is_registered_before_any_run(fleet):
+    """Both hosts' job_result emit nexus://sessions at the same moment: had the first event to create the
+    asset, the two would collide on its unique index and one green run would turn red (seen in CI)."""
+    assert "nexus://sessions" in fleet.assets_before_runs, fleet.assets_before_runs
 
 
 def test_one_dag_per_host_and_both_runs_green(fleet):
