@@ -3,7 +3,6 @@ writer would) next to JSONL-era agents: what a poll signals and what it scans.""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 
 from openclaw_nexus import discovery, stores
 from openclaw_nexus.detector import Detector, key_of
+from tests.delivery import deliver
 from tests.openclaw.test_sqlite_store import database, main_sid, openclaw_write, query
 from tools.make_sample_state import make_state
 
@@ -30,21 +30,6 @@ def watch(state: Path, **settings) -> Detector:
 def pending(state: Path, agent: str) -> list[tuple]:
     scan = stores.scan_agent(state, agent, discovery.Window(time.time(), settle_seconds=0))
     return [key_of(item) for item in scan.sessions]
-
-
-def deliver(state: Path, session: dict) -> None:
-    """What the DAG does once Nexus confirmed a session: archive it, through the stores."""
-    transcript = stores.open_transcript(state, session)
-    data = transcript.path.read_bytes()
-    receipt = {
-        **session,
-        "size": len(data),
-        "mtimeNs": transcript.path.stat().st_mtime_ns,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "staged": transcript.staged,
-        "duplicateOf": None,
-    }
-    stores.record_archived(state, session, receipt)
 
 
 def now_ms() -> int:

@@ -3,7 +3,6 @@ it scans, and what it costs. Time is an injected clock that moves only when a te
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -17,6 +16,7 @@ import pytest
 
 from openclaw_nexus import discovery, stores
 from openclaw_nexus.detector import Detector
+from tests.delivery import deliver
 from tools.make_sample_state import make_state, transcript_lines
 
 
@@ -71,21 +71,6 @@ def main_session(state: Path, agent: str) -> str:
 def append_turn(path: Path) -> None:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps({"type": "message", "message": {"role": "user", "content": "more"}}) + "\n")
-
-
-def deliver(state: Path, session: dict) -> None:
-    """What the DAG does once Nexus confirmed a session: archive it, through the stores."""
-    transcript = stores.open_transcript(state, session)
-    data = transcript.path.read_bytes()
-    receipt = {
-        **session,
-        "size": len(data),
-        "mtimeNs": transcript.path.stat().st_mtime_ns,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "staged": transcript.staged,
-        "duplicateOf": None,
-    }
-    stores.record_archived(state, session, receipt)
 
 
 def test_the_first_poll_signals_every_pending_completion_once_and_then_only_the_sweep_is_scanned(tmp_path):
