@@ -78,7 +78,16 @@ NEXUS_SESSIONS = Asset("nexus://sessions")
 # What the watcher updates when sessions complete; the DAG is scheduled on it (never on what it emits).
 COMPLETIONS_URI = "openclaw://completions"
 WATCHER_NAME = "openclaw_completions"
-UPLOADS_ALIAS = AssetAlias("session_upload__uploads")
+
+
+def uploads_alias(dag_id: str) -> AssetAlias:
+    """The alias ``job_result`` emits ``nexus://sessions`` through: one per DAG (``session_upload__uploads``).
+    Airflow links an alias to its asset at the alias's first event, with no guard against a concurrent
+    first event: two fleet DAGs sharing one alias collided on that link's primary key (IntegrityError) and
+    one green run went red (seen in CI). A DAG runs one job_result at a time (``max_active_runs=1``)."""
+    return AssetAlias(f"{dag_id}__uploads")
+
+
 # Mapped task labels, read from ``ti.task``: the task rendered for this try. Before Airflow 3.1.3 the
 # context's ``task`` is the unrendered one, whose task-group arguments are still placeholders (rendering
 # the label failed after the upload, and the retry sent it again).
@@ -127,18 +136,18 @@ def archive(session: dict, receipt: dict) -> dict:
     return runs.archive(session, receipt, get_current_context()["ti"])
 
 
-# ``nexus://sessions`` is emitted through the alias (only when something was uploaded); naming it as an
-# inlet too makes Airflow register the asset when it parses the DAG. An asset known only through an alias
+# ``nexus://sessions`` is emitted through the DAG's alias (only when something was uploaded); naming it as
+# an inlet too makes Airflow register the asset when it parses the DAG. An asset known only through an alias
 # is created at its first event, and two DAGs of a fleet emitting that first event at once collided on
-# its unique index (IntegrityError): one job_result was failed after a green run.
-@task(trigger_rule="all_done", inlets=[NEXUS_SESSIONS], outlets=[UPLOADS_ALIAS], multiple_outputs=False)
+# its unique index (IntegrityError): one job_result was failed after a green run. The DAG adds the outlet.
+@task(trigger_rule="all_done", inlets=[NEXUS_SESSIONS], multiple_outputs=False)
 def job_result() -> dict:
     """Reduce the run into the JobResult (its return value), announce new uploads, and fail if anything
     failed."""
     context = get_current_context()
     result = runs.job_result(context["ti"], dry_run=context["params"]["dry_run"])
     if result["success"] and result["itemsProcessed"] and not context["params"]["dry_run"]:
-        context["outlet_events"][UPLOADS_ALIAS].add(
+        context["outlet_events"][uploads_alias(context["dag"].dag_id)].add(
             NEXUS_SESSIONS, extra={"uploaded": result["itemsProcessed"]}
         )
     if not result["success"]:
@@ -245,7 +254,7 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
         settle = {"db_settle_seconds": settings.db_settle_seconds}  # the watcher's, from the same settings
         scans = discover.override(**pin).partial(**settle).expand(agent_id=agents)
         sessions = select(scans)
-        deliver.expand(session=sessions) >> job_result()
+        deliver.expand(session=sessions) >> job_result.override(outlets=[uploads_alias(dag_id)])()
 
     return session_upload()
 

@@ -94,6 +94,15 @@ def test_contract_ids_tags_docs_and_schedule(dag):
     assert leaves == ["job_result"]
 
 
+def outlet_aliases(dag) -> list[str]:
+    return [o.name for o in dag.get_task("job_result").outlets if type(o).__name__ == "AssetAlias"]
+
+
+def test_job_result_emits_through_the_session_upload_alias(dag):
+    assert outlet_aliases(dag) == ["session_upload__uploads"]
+    assert [o.name for o in dag.get_task("job_result").inlets] == ["nexus://sessions"]
+
+
 def test_compat_gives_the_sdk_names_from_3_2_and_core_names_before(dag):
     """openclaw_nexus.compat: on Airflow 3.2+ exactly the airflow.sdk objects; on 3.1 (tests/adoption)
     core's. Either way the task retry waits double (3.2 made the setting a multiplier)."""
@@ -339,3 +348,5 @@ def test_a_fleet_builds_one_dag_per_host_with_file_tasks_on_its_queue(monkeypatc
         # A watcher cannot be pinned to one host (watcher triggers get no queue): the cron only.
         assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
         assert watchers(dag) == []
+        # Its own alias: two DAGs' first events through one shared alias collided on the alias-asset link.
+        assert outlet_aliases(dag) == [f"{dag_id}__uploads"]
