@@ -9,7 +9,14 @@
                                                  the JSONL era's N files; read transactions of exports
     python tools/bench.py sqlite-memory [--sizes MB,..]   peak RSS: a JSONL file vs SQLite zstd rows
     python tools/bench.py sqlite-e2e [--sessions N --agents M]   e2e with SQLite-era sessions
-    python tools/bench.py all
+    python tools/bench.py run-size [--sizes-sessions 100,300,500,1000 --backlogs 1000,3000]
+                                                 floor and DAG per run size (watcher attached); the
+                                                 time to drain a backlog in runs of each size
+    python tools/bench.py latency [--stacks embedded,celery --minutes 15 --idle-minutes 10]
+                                                 completion -> Nexus latency of the real DAG with
+                                                 its watcher, per kind, beside today's cron
+                                                 (tools/bench_latency.py)
+    python tools/bench.py all                    (every section but latency)
 
 Each section prints a Markdown table (what the README's benchmark section shows).
 """
@@ -17,6 +24,7 @@ Each section prints a Markdown table (what the README's benchmark section shows)
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import platform
@@ -235,16 +243,18 @@ def bench_memory(sizes_mb: list[int]) -> None:
 # --- 1. End to end: the DAG vs Airflow's floor vs the plain loop ---------------------------------
 
 
-def _bench_state(root: Path, sessions: int, agents: int, prefix: str) -> None:
-    """``sessions`` completed transcripts (a few KB each) spread over ``agents`` agents, an hour old."""
+def _bench_state(root: Path, sessions: int, agents: int, prefix: str, age: float = 3600) -> None:
+    """``sessions`` completed transcripts (a few KB each) spread over ``agents`` agents, ``age`` seconds
+    old; added beside what the agents' folders already hold."""
     from tools.make_sample_state import transcript_lines
 
-    old = time.time() - 3600
+    old = time.time() - age
     rng = __import__("random").Random(5)
     for a in range(agents):
         folder = root / "agents" / f"agent-{a:02d}" / "sessions"
-        folder.mkdir(parents=True)
-        (folder / "sessions.json").write_text("{}")
+        folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "sessions.json").exists():
+            (folder / "sessions.json").write_text("{}")
         for n in range(sessions // agents):
             sid = f"{prefix}-{a:02d}-{n:05d}"
             path = folder / f"{sid}.jsonl"
@@ -252,11 +262,27 @@ def _bench_state(root: Path, sessions: int, agents: int, prefix: str) -> None:
             os.utime(path, (old + n, old + n))
 
 
-def _timed_run(stack, dag_id: str, conf: dict, timeout: float) -> tuple[float, str]:
+def _timed_run(stack, dag_id: str, conf: dict, timeout: float, unpause: bool = False) -> tuple[float, str]:
     start = time.perf_counter()
     run_id = stack.trigger(conf, dag_id=dag_id)
+    if unpause:  # a paused DAG's manual run waits in the queue: this starts it
+        stack.set_paused(False, dag_id=dag_id)
     run = stack.wait_for_run(run_id, dag_id=dag_id, timeout=timeout)
     return time.perf_counter() - start, run["state"]
+
+
+def _watcher_runs(stack, dag_id: str = "session_upload") -> list[dict]:
+    """The runs the watcher started (run type asset_triggered), oldest first."""
+    runs = [r for r in stack.dag_runs(dag_id) if r["run_type"] == "asset_triggered"]
+    return sorted(runs, key=lambda r: r.get("start_date") or r.get("queued_at") or "")
+
+
+def _lock_errors(stack) -> dict[str, int]:
+    """'database is locked' lines per component log of the stack."""
+    return {
+        name: (stack.log_dir / f"{name}.log").read_text(errors="replace").count("database is locked")
+        for name in stack.processes
+    }
 
 
 def bench_e2e(sessions: int, agents: int, era: str = "jsonl", conversations: int = 1) -> None:
@@ -306,16 +332,27 @@ def bench_e2e(sessions: int, agents: int, era: str = "jsonl", conversations: int
                 "the floor DAG to be parsed",
                 lambda: stack.api("GET", "/api/v2/dags/session_upload_floor", check=False).ok,
             )
-            for dag_id in ("session_upload_floor", "session_upload"):
-                stack.set_paused(False, dag_id=dag_id)
+            # session_upload stays paused until its timed run is triggered: the watcher (in the triggerer,
+            # which runs throughout) is attached only to an unpaused DAG, and attached while the sessions are
+            # pending it would start a run of its own during the floor's. Unpaused with its timed run queued,
+            # the DAG runs that one first (max_active_runs=1); the watcher attaches at the next parse and
+            # signals what is still pending, which starts at most one run after the measured one.
+            stack.set_paused(False, dag_id="session_upload_floor")
             timeout = 60 + sessions * 10
             floor_s, floor_state = _timed_run(
                 stack, "session_upload_floor", {"agents": agents, "sessions": sessions}, timeout
             )
             dag_s, dag_state_name = _timed_run(
-                stack, "session_upload", {"max_sessions": min(sessions, 1000), "settle_minutes": 0}, timeout
+                stack,
+                "session_upload",
+                {"max_sessions": min(sessions, 1000), "settle_minutes": 0},
+                timeout,
+                unpause=True,
             )
             dag_reads = _reads_logged(stack.home / "logs")
+            attached = "watcher started" in (stack.log_dir / "triggerer.log").read_text(errors="replace")
+            after = [f"{r['state']}" for r in _watcher_runs(stack)]
+            locks = _lock_errors(stack)
         archived = sum(1 for _ in dag_state.glob("agents/*/sessions/archive/*.jsonl"))
     per_min = lambda seconds: f"{sessions / seconds * 60:,.0f}"  # noqa: E731
     rows.append(["plain loop (one process)", f"{loop_s:.1f}", per_min(loop_s), f"{uploaded} uploaded"])
@@ -332,8 +369,237 @@ def bench_e2e(sessions: int, agents: int, era: str = "jsonl", conversations: int
         rows,
     )
     print(f"\nDAG/floor = {dag_s / floor_s:.2f} (target ≤ 1.15); DAG/loop = {dag_s / loop_s:.1f}")
+    print(
+        f"Triggerer running; watcher attached during the DAG run: {'yes' if attached else 'NO'}; "
+        f"the watcher's own runs after it: {len(after)} {after}; "
+        f"'database is locked' lines: {sum(locks.values())} {locks}"
+    )
     if era == "sqlite":
         print(f"Read transaction per session, DAG run (from the upload logs): {_percentiles(dag_reads)}")
+
+
+# --- 1b. Run size: Airflow's cost per task instance against the number of sessions per run ----------
+#
+# Floor and DAG side by side at each size, on one embedded stack with the triggerer running and the
+# package's watcher attached to session_upload throughout. The stack's file settle time is one day
+# (SESSION_UPLOAD_SETTLE_MINUTES=1440), so the watcher polls as shipped (every 10 s; it rescans each agent
+# whose files a run changes) but never signals the measured sessions (an hour old); the measured runs are
+# manual, with settle_minutes 0 and max_sessions the size. The watcher's own runs are measured first, on a
+# backlog two days old: they drain it in consecutive runs of the stack's max_sessions, which gives the gap
+# between one run's end and the next one's start.
+
+
+def _iso_seconds(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
+
+
+def _run_seconds(run: dict) -> float:
+    """A run's own duration, start to end, as Airflow recorded it."""
+    return _iso_seconds(run["end_date"]) - _iso_seconds(run["start_date"])
+
+
+def run_seconds_at(chunk: int, measured: dict[int, float]) -> float:
+    """A run's seconds at ``chunk`` sessions, piecewise linear through the measured (size -> seconds);
+    outside them, the line through the two nearest sizes (one size alone: proportional)."""
+    sizes = sorted(measured)
+    if chunk in measured:
+        return measured[chunk]
+    if len(sizes) == 1:
+        return measured[sizes[0]] * chunk / sizes[0]
+    if chunk < sizes[0]:
+        lo, hi = sizes[0], sizes[1]
+    elif chunk > sizes[-1]:
+        lo, hi = sizes[-2], sizes[-1]
+    else:
+        hi = next(size for size in sizes if size > chunk)
+        lo = max(size for size in sizes if size < chunk)
+    slope = (measured[hi] - measured[lo]) / (hi - lo)
+    return max(0.0, measured[lo] + slope * (chunk - lo))
+
+
+def drain_seconds(backlog: int, size: int, measured: dict[int, float], gap: float) -> tuple[int, float]:
+    """Runs and seconds to deliver ``backlog`` sessions in consecutive runs of at most ``size`` each: the
+    full runs, the last partial one, and the gap between consecutive runs (the first run's start is the
+    same for every size and is left out)."""
+    if backlog <= 0:
+        return 0, 0.0
+    full, rest = divmod(backlog, size)
+    runs = full + (1 if rest else 0)
+    seconds = full * run_seconds_at(size, measured) + (run_seconds_at(rest, measured) if rest else 0.0)
+    return runs, seconds + (runs - 1) * gap
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def _ti_count(stack, dag_id: str, run_id: str) -> int:
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances?limit=1"
+    return stack.api("GET", path).json()["total_entries"]
+
+
+def bench_run_size(
+    sizes: list[int], agents: int, backlogs: list[int], drain_sessions: int, drain_max: int
+) -> None:
+    from tools.airflow_stack import AirflowStack
+    from tools.nexus_standin import NexusStandin
+
+    work = Path(tempfile.mkdtemp(prefix="bench-size-"))
+    dags = work / "dags"
+    dags.mkdir()
+    (dags / DAG_FILE.name).symlink_to(DAG_FILE)
+    (dags / "session_upload_floor.py").symlink_to(ROOT / "tools" / "bench_dags" / "session_upload_floor.py")
+    state = work / "dag-state"
+    _bench_state(state, 0, agents, "none")  # the agents' folders, empty
+    archived = lambda: sum(1 for _ in state.glob("agents/*/sessions/archive/*.jsonl"))  # noqa: E731
+    api_key = "bench-" + os.urandom(8).hex()
+    print(f"Run size: sizes {sizes}, {agents} agents; load average at start {_load()}", flush=True)
+    rows, ratios, dag_at = [], {}, {}
+    with NexusStandin(api_key=api_key, record_dir=work / "nexus", store_bodies=False) as nexus:
+        env = {
+            "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
+            "SESSION_UPLOAD_SCHEDULE": "0 0 1 1 *",  # yearly: no scheduled run
+            "SESSION_UPLOAD_SETTLE_MINUTES": "1440",  # the watcher never signals the measured sessions
+            "SESSION_UPLOAD_MAX_SESSIONS": str(drain_max),  # the watcher's runs, in the drain phase
+            "OPENCLAW_STATE_DIR": str(state),
+            "AIRFLOW_CONN_NEXUS_DEFAULT": json.dumps(
+                {
+                    "conn_type": "http",
+                    "host": "127.0.0.1",
+                    "port": nexus.port,
+                    "schema": "http",
+                    "password": api_key,
+                }
+            ),
+        }
+        with AirflowStack(work / "airflow", env=env) as stack:
+            stack.wait_for(
+                "the floor DAG to be parsed",
+                lambda: stack.api("GET", "/api/v2/dags/session_upload_floor", check=False).ok,
+            )
+            for dag_id in ("session_upload_floor", "session_upload"):
+                stack.set_paused(False, dag_id=dag_id)
+            triggerer_log = stack.log_dir / "triggerer.log"
+            stack.wait_for(
+                "the watcher to start in the triggerer",
+                lambda: "watcher started" in triggerer_log.read_text(errors="replace"),
+                timeout=600,
+            )
+            print(f"watcher attached; load {_load()}", flush=True)
+
+            # The watcher's own runs: a backlog it sees settled, drained in runs of drain_max.
+            gaps, drain_runs = [], []
+            if drain_sessions:
+                _bench_state(state, drain_sessions, agents, "drain", age=2 * 86400)
+
+                def drained() -> bool:
+                    ended = all(r["state"] in ("success", "failed") for r in _watcher_runs(stack))
+                    return archived() >= drain_sessions and ended
+
+                stack.wait_for("the watcher's runs to drain the backlog", drained, drain_sessions * 10 + 600)
+                time.sleep(30)  # an event raised during the last run would start one more (empty) run
+                stack.wait_for("the watcher's last run", drained, 600)
+                drain_runs = [r for r in _watcher_runs(stack) if r.get("end_date")]
+                for prev, nxt in itertools.pairwise(drain_runs):
+                    gaps.append(_iso_seconds(nxt["start_date"]) - _iso_seconds(prev["end_date"]))
+                table(
+                    f"The watcher's own runs: a backlog of {drain_sessions} sessions, max_sessions "
+                    f"{drain_max} (load average after: {_load()})",
+                    ["run", "state", "run seconds", "gap before it (s)"],
+                    [
+                        [n + 1, r["state"], f"{_run_seconds(r):.1f}", f"{gaps[n - 1]:.1f}" if n else "-"]
+                        for n, r in enumerate(drain_runs)
+                    ],
+                )
+            gap = statistics.median(gaps) if gaps else 15.0
+            print(f"gap between consecutive runs: median {gap:.1f} s of {gaps}", flush=True)
+
+            for size in sizes:
+                timeout = 120 + size * 10
+                before = archived()
+                floor_s, floor_state = _timed_run(
+                    stack, "session_upload_floor", {"agents": agents, "sessions": size}, timeout
+                )
+                floor_run = max(stack.dag_runs("session_upload_floor"), key=lambda r: r["start_date"] or "")
+                load_floor = _load()
+                _bench_state(state, size, agents, f"s{size}")
+                dag_s, dag_state = _timed_run(
+                    stack, "session_upload", {"max_sessions": size, "settle_minutes": 0}, timeout
+                )
+                dag_run = max(
+                    (r for r in stack.dag_runs("session_upload") if r["run_type"] == "manual"),
+                    key=lambda r: r["start_date"] or "",
+                )
+                tis = _ti_count(stack, "session_upload", dag_run["dag_run_id"])
+                floor_tis = _ti_count(stack, "session_upload_floor", floor_run["dag_run_id"])
+                f_run, d_run = _run_seconds(floor_run), _run_seconds(dag_run)
+                dag_at[size] = d_run
+                ratios[size] = d_run / f_run
+                row = [
+                    size,
+                    f"{f_run:.1f} ({floor_state})",
+                    f"{d_run:.1f} ({dag_state}, {archived() - before} archived)",
+                    f"{tis} / {floor_tis}",
+                    f"{f_run / floor_tis:.3f}",
+                    f"{d_run / tis:.3f}",
+                    f"**{ratios[size]:.2f}**",
+                    f"{size / d_run * 60:,.0f}",
+                    f"{load_floor} / {_load()}",
+                ]
+                rows.append(row)
+                print(
+                    f"size {size}: "
+                    + " | ".join(str(c) for c in row)
+                    + f" (wall {floor_s:.1f} / {dag_s:.1f})",
+                    flush=True,
+                )
+            locks = _lock_errors(stack)
+            late = [r["state"] for r in _watcher_runs(stack)][len(drain_runs) :]
+    table(
+        f"Run size: floor and DAG side by side, {agents} agents, embedded SQLite + LocalExecutor, triggerer "
+        "running, watcher attached",
+        [
+            "sessions per run",
+            "floor run s",
+            "DAG run s",
+            "task instances (DAG / floor)",
+            "floor s per TI",
+            "DAG s per TI",
+            "DAG/floor",
+            "DAG sessions/min",
+            "load avg 1/5/15 (floor / DAG)",
+        ],
+        rows,
+    )
+    for guard in (300, 1000):
+        if guard in ratios:
+            ok = "meets" if ratios[guard] <= 1.15 else "MISSES"
+            print(f"Guard: DAG/floor at {guard} sessions = {ratios[guard]:.2f}, {ok} ≤ 1.15")
+    print(f"'database is locked' lines in the stack's logs: {sum(locks.values())} {locks}")
+    print(f"Watcher runs during the measured part (should be none): {len(late)} {late}")
+    if dag_at:
+        drain_rows = []
+        for backlog in backlogs:
+            best = min(dag_at, key=lambda s: drain_seconds(backlog, s, dag_at, gap)[1])
+            for size in sorted(dag_at):
+                runs, seconds = drain_seconds(backlog, size, dag_at, gap)
+                mark = " (fastest)" if size == best else ""
+                drain_rows.append(
+                    [
+                        f"{backlog:,}",
+                        size,
+                        runs,
+                        f"{seconds / 60:.1f}{mark}",
+                        f"{backlog / seconds * 60:,.0f}",
+                    ]
+                )
+        table(
+            f"Draining a backlog in consecutive runs (measured DAG run seconds per size, gap {gap:.1f} s)",
+            ["backlog", "max_sessions", "runs", "minutes to drain", "sessions/min"],
+            drain_rows,
+        )
 
 
 # --- 5. SQLite era (OpenClaw 2026.8+): discovery, upload memory, read transactions ------------------
@@ -883,6 +1149,8 @@ def main(argv: list[str] | None = None) -> int:
             "sqlite-discovery",
             "sqlite-memory",
             "sqlite-e2e",
+            "run-size",
+            "latency",
             "all",
         ],
     )
@@ -900,8 +1168,25 @@ def main(argv: list[str] | None = None) -> int:
         help="conversations per session (reset events + 1) in `sqlite-discovery`'s second database and "
         "`sqlite-e2e`'s items (1: sessions that never reset)",
     )
+    parser.add_argument(
+        "--sizes-sessions", default="100,300,500,1000", help="`run-size`: sessions per run, each measured"
+    )
+    parser.add_argument(
+        "--backlogs", default="1000,3000", help="`run-size`: backlogs whose drain time is derived per size"
+    )
+    parser.add_argument(
+        "--drain-sessions", type=int, default=300, help="`run-size`: the backlog the watcher's runs drain"
+    )
+    parser.add_argument("--drain-max", type=int, default=100, help="`run-size`: max_sessions of those runs")
+    parser.add_argument("--stacks", default="embedded,celery", help="`latency`: embedded, celery or both")
+    parser.add_argument("--minutes", type=float, default=15, help="`latency`: Poisson completions, minutes")
+    parser.add_argument("--idle-minutes", type=float, default=10, help="`latency`: live appends only")
     args = parser.parse_args(argv)
     print(f"Machine: {machine()}")
+    if args.what == "latency":
+        from tools.bench_latency import bench_latency
+
+        bench_latency(args.stacks.split(","), args.minutes, args.idle_minutes, table)
     if args.what in ("import", "all"):
         bench_import(args.repeat)
     if args.what in ("discovery", "all"):
@@ -916,6 +1201,10 @@ def main(argv: list[str] | None = None) -> int:
         bench_sqlite_memory([int(s) for s in args.sizes.split(",")])
     if args.what in ("sqlite-e2e", "all"):
         bench_e2e(args.sessions, args.agents, era="sqlite", conversations=args.conversations)
+    if args.what == "run-size":  # not in `all`: about an hour
+        sizes = [int(n) for n in args.sizes_sessions.split(",")]
+        backlogs = [int(n) for n in args.backlogs.split(",")]
+        bench_run_size(sizes, args.agents, backlogs, args.drain_sessions, args.drain_max)
     return 0
 
 
