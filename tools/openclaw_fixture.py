@@ -24,16 +24,14 @@ shutdown that checkpoints its databases), then its group is killed.
 
 **The "mixed" fixture** (one state dir, four agents). A cold start takes about 2.5 minutes on 2 cores
 (install about 30 s, build about 115 s; more on cores busy with other work); a cached copy takes about
-half a second. The chat agent's steps take about 30 s but add next to nothing (114 s before, 113 s with
-them, measured back to back): they run while the build would otherwise wait for the cold worker's first
-run, about a minute after the gateway starts. Needs libfaketime (Debian package ``faketime``).
+half a second. Needs libfaketime (Debian package ``faketime``).
 
 ``native`` (SQLite era from its first message). Real agent turns through one gateway against
 ``tools/model_standin.py`` (an OpenAI-compatible model on 127.0.0.1), config ``session.reset = {mode:
 "idle", idleMinutes: 1}`` and ``session.maintenance.coldStorage = {enabled: true, afterDays: 1}``. The
 gateway's clock is libfaketime reading its offset from a file (Debian package ``faketime``), so it moves
-without a restart: at ``-4d`` two chats are written and one of them archived; at ``-10m`` the cold
-worker (it runs every minute) moves both old transcripts to ``sessions/cold/<sha256>.jsonl.zst``, and
+without a restart: at ``-4d`` two chats are written and one of them archived; at ``-10m`` OpenClaw's
+cold-storage sweep, run on request, moves both old transcripts to ``sessions/cold/<sha256>.jsonl.zst``, and
 ``main``, an idle chat (its first answer is >= 1 KiB without escapes, stored as ``event_zstd``), a chat
 that is archived (``openclaw sessions archive``) and one that is deleted (``openclaw sessions delete``:
 ``sessions/<sid>.jsonl.deleted.<ts>.<32 hex>.zst`` + a ``session_transcript_archives`` row) are written;
@@ -102,11 +100,11 @@ migration manifest) name the temporary build folder, not the copy.
 **Not produced, and why.** Sub-agent sessions: they need the model to call the ``sessions_spawn`` tool,
 which the stand-in never does. A daily rollover on the ``openclaw agent`` path (new sessionId): the same
 mechanism as the idle one (the chat agent has a daily reset event). The ``session_end`` plugin hook and
-disk-budget pruning are not exercised. The build waits for OpenClaw's own record of each piece (its cold
-archive rows, its cron run rows), up to a bound (150 s for the cold worker, which runs every minute); if
-one does not come, ``manifest["produced"]`` says so (``"cold"``, ``"cron"``, and the chat agent's pieces),
-the tests that need it fail with that reason, and the build is not cached (``missing_pieces``): the next
-run builds again.
+disk-budget pruning are not exercised. The build asks OpenClaw for each piece and waits for OpenClaw's own
+completion signal: the cold-storage sweep is run on request (``sessions.storage.run``) and awaited through
+``sessions.storage.status``, the cron job through ``automations run --wait``. If a piece does not come,
+``manifest["produced"]`` says so (``"cold"``, ``"cron"``, and the chat agent's pieces), the tests that need it
+fail with that reason, and the build is not cached (``missing_pieces``): the next run builds again.
 """
 
 from __future__ import annotations
@@ -775,9 +773,36 @@ def _cold_ids(database: Path) -> set[str]:
         return {row[0] for row in db.execute("SELECT session_id FROM session_transcript_cold_archives")}
 
 
-def _wait_for_cold(database: Path, session_ids: set[str], timeout: float) -> set[str]:
-    _wait_until(lambda: session_ids <= _cold_ids(database), timeout)
-    return _cold_ids(database) & session_ids
+def _storage_call(gw: Gateway, method: str) -> dict:
+    """``sessions.storage.run`` / ``sessions.storage.status`` through the gateway: the agents' hot and cold
+    transcript counts and the cold-storage sweep's status (running, lastStartedAt, lastCompletedAt,
+    lastError, archivedTranscripts)."""
+    return gw.run_json(["gateway", "call", method, "--params", "{}", "--json"], timeout=120)
+
+
+def _cold_storage_now(gw: Gateway, database: Path, wanted: set[str], rounds: int = 4) -> str:
+    """Move ``wanted`` windows to cold storage now: ask OpenClaw's own sweep to run (``sessions.storage.run``,
+    what ``openclaw sessions storage`` asks for; the gateway otherwise runs it once a minute) and wait for its
+    own completion signal (``sessions.storage.status``: not running, completed after the run that answered
+    the request started), round after round, since one pass starts at the next agent store and has a size
+    budget. No wall-clock window: a round ends when OpenClaw says the sweep ended (a 300 s guard per round
+    only catches a hung gateway). Returns the ``produced["cold"]`` value."""
+    for round_ in range(1, rounds + 1):
+        started = _storage_call(gw, "sessions.storage.run")["maintenance"]["lastStartedAt"] or 0
+        deadline = time.monotonic() + 300
+        while True:
+            status = _storage_call(gw, "sessions.storage.status")["maintenance"]
+            if not status["running"] and (status["lastCompletedAt"] or 0) >= started:
+                break
+            if time.monotonic() > deadline:
+                return f"no: the cold-storage sweep requested in round {round_} hung for 300 s: {status}"
+            time.sleep(1.0)
+        if status.get("lastError"):
+            return f"no: OpenClaw's cold-storage sweep failed: {status['lastError']}"
+        if wanted <= _cold_ids(database):
+            return f"yes: cold after {round_} sweep(s) run on request"
+    cold = _cold_ids(database) & wanted
+    return f"no: {len(cold)} of {len(wanted)} windows went cold in {rounds} completed sweeps"
 
 
 def _wait_until(condition: Any, timeout: float, interval: float = 2.0) -> bool:
@@ -1094,8 +1119,7 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
                 old = _nodes(native_db)
                 cold_wanted = {old[K_COLD_ARCHIVED]["currentSessionId"], old[K_COLD_LIVE]["currentSessionId"]}
                 note("old chats written, one archived")
-                # The chat agent between the two (2 to 3 hours ago): the cold worker meanwhile moves
-                # the old transcripts (they are more than a day old from here on).
+                # The chat agent between the two (2 to 3 hours ago).
                 chat_made = _chat_agent_phase(gw, clock, note)
                 clock.set("-10m")
                 _turn(gw, NATIVE, K_MAIN, "Hello main session.")
@@ -1105,10 +1129,7 @@ def _build_mixed(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
                 _lifecycle(gw, "archive", NATIVE, [K_ARCHIVED])
                 _lifecycle(gw, "delete", NATIVE, [K_DELETED])
                 note("recent chats written, archived, deleted (clock -10m)")
-                cold = _wait_for_cold(native_db, cold_wanted, timeout=150)
-                produced["cold"] = (
-                    "yes" if cold == cold_wanted else f"no: {len(cold)} of 2 windows went cold in 150 s"
-                )
+                produced["cold"] = _cold_storage_now(gw, native_db, cold_wanted)
                 note(f"cold storage: {produced['cold']}")
                 clock.set("-7m")
                 _turn(gw, NATIVE, K_IDLE, "Second message, after the idle window: a new session id.")

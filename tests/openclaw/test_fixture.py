@@ -100,11 +100,13 @@ def test_manifest_is_written_next_to_the_state_dir(mixed):
 
 
 def test_the_build_produced_cold_storage_and_the_cron_runs(mixed):
-    """The manifest records what OpenClaw's timing-dependent workers did; a build without them is not the
-    fixture the other tests describe."""
+    """The manifest records what OpenClaw's workers did when asked (the cold-storage sweep, the cron job);
+    a build without them is not the fixture the other tests describe (and is not cached)."""
     _, manifest = mixed
     produced = manifest["produced"]
-    assert produced.get("cold") == "yes", f"cold storage not produced: {produced.get('cold')!r}"
+    assert str(produced.get("cold", "")).startswith("yes"), (
+        f"cold storage not produced: {produced.get('cold')!r}"
+    )
     assert str(produced.get("cron", "")).startswith("yes"), (
         f"cron runs not produced: {produced.get('cron')!r}"
     )
@@ -158,7 +160,7 @@ def test_native_agent_has_every_lifecycle_state(mixed):
     assert {"idle-rollover", "archived", "deleted"} <= hows
     assert "agent:native:main" in {s["key"] for s in native["live"]}
     assert any(c["zstdRows"] for c in completed(manifest, "native", "idle-rollover"))
-    assert manifest["produced"].get("cold") == "yes", manifest["produced"]
+    assert manifest["produced"].get("cold", "").startswith("yes"), manifest["produced"]
     assert any(c["cold"] for c in native["completed"])
     assert any(s["cold"] for s in native["live"])
     assert manifest["produced"].get("cron", "").startswith("yes"), manifest["produced"]
@@ -267,7 +269,7 @@ def test_compressed_rows_decode_into_the_expected_bytes(mixed):
 
 def test_cold_sessions_expected_bytes_equal_their_cold_archive(mixed):
     dest, manifest = mixed
-    assert manifest["produced"].get("cold") == "yes", (
+    assert manifest["produced"].get("cold", "").startswith("yes"), (
         f"OpenClaw did not move a transcript to cold storage in this build: {manifest['produced']}"
     )
     cold = [c for c in manifest["agents"]["native"]["completed"] if c["cold"]]

@@ -123,8 +123,9 @@ def _memory_kb(pids: list[int]) -> tuple[int, int]:
 
 
 def test_triggerer_cost(live):
-    """What the triggerer costs with no trigger to run (printed; the bounds are loose, for a gross
-    regression such as the log server coming back or a busy loop): memory and CPU over 10 s."""
+    """What the triggerer costs with the watcher polling and nothing to signal, printed; the figure for the
+    README comes from ``tools/bench.py latency``'s idle phase. The bounds only catch a gross regression on
+    a shared machine: a busy loop takes a whole core (CPU 100 %), a log server or a leak hundreds of MB."""
     pids = _tree(live.stack.processes["triggerer"].pid)
     rss, pss = _memory_kb(pids)
     ticks, started = _cpu_ticks(pids), time.monotonic()
@@ -132,4 +133,4 @@ def test_triggerer_cost(live):
     cpu = (_cpu_ticks(pids) - ticks) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - started)
     print(f"\ntriggerer: {len(pids)} processes, RSS {rss >> 10} MB, PSS {pss >> 10} MB, CPU {cpu:.1%} (10 s)")
     assert pss < 400 * 1024
-    assert cpu < 0.15
+    assert cpu < 0.5, "CPU time of the triggerer's processes per wall second: a busy loop reads about 1.0"
