@@ -6,12 +6,19 @@ run's window. The active set is the store's: ``sessions.json`` in the JSONL era 
 database's live sessions for a SQLite-era agent's leftover ``.reset.``/``.deleted.`` exports
 (``sqlite_store``). A file is sent as its bytes (a ``.zst`` export decompressed into a staging file), and
 archived by moving it into ``archive/``.
+
+One exception: the transcript of a session OpenClaw archived (JSONL era: its ``sessions.json`` entry
+carries ``archivedAt``) is finished, but OpenClaw keeps it where it is, for a restore. It is sent from a
+staging copy (kind ``archived``), that copy becomes ``archive/<id>[+N].jsonl`` with the file's mtime, and
+the file is never moved: a later scan finds a copy with its size and mtime and skips it, and one whose
+file changed (restored, continued, archived again) is sent again as a new version.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,11 +36,12 @@ from openclaw_nexus.discovery import (
 )
 from openclaw_nexus.names import INDEX_FILE, parse_transcript_name
 from openclaw_nexus.staging import Transcript, prepare_staging, staging_name
-from openclaw_nexus.transcript import TranscriptError, snapshot
+from openclaw_nexus.transcript import Snapshot, TranscriptError, snapshot
 
 # OpenClaw treats a transcript lock older than this as stale (its own rule).
 LOCK_STALE_SECONDS = 30 * 60
 _HEADER_READ_LIMIT = 64 * 1024
+_COPY_CHUNK = 1 << 20
 
 
 class SessionIndexError(Exception):
@@ -46,9 +54,18 @@ class ActiveSet:
 
     session_ids: frozenset[str]
     file_names: frozenset[str]
+    # Sessions OpenClaw archived (JSONL era: an entry with ``archivedAt``): finished, but their files stay.
+    archived_ids: frozenset[str] = frozenset()
+    archived_files: frozenset[str] = frozenset()
 
     def contains(self, session_id: str, file_name: str) -> bool:
         return session_id in self.session_ids or file_name in self.file_names
+
+    def archived(self, session_id: str, file_name: str) -> bool:
+        """An archived entry's transcript that no active entry names (an active one always wins)."""
+        if self.contains(session_id, file_name):
+            return False
+        return session_id in self.archived_ids or file_name in self.archived_files
 
 
 def read_header_id(path: Path) -> str | None:
@@ -96,6 +113,10 @@ def open_file(state_dir: Path, session: dict, active_set: Callable[[], ActiveSet
             raise TranscriptError(f"not uploaded: {exc}") from None
         if active.contains(session["sessionId"], path.name):
             raise TranscriptError(f"{session['file']} is an active session again; not uploaded")
+        if session.get("kind") == "archived" and not active.archived(session["sessionId"], path.name):
+            raise TranscriptError(
+                f"{session['file']} is no longer an archived entry of {INDEX_FILE}; left for a later run"
+            )
     try:
         before = snapshot(path)
     except FileNotFoundError:
@@ -105,6 +126,8 @@ def open_file(state_dir: Path, session: dict, active_set: Callable[[], ActiveSet
         ) from None
     if (before.size, before.mtime_ns) != (session["size"], session["mtimeNs"]):
         raise TranscriptError(f"{session['file']} changed since discovery; left for a later run")
+    if session.get("kind") == "archived":
+        return _stage_copy(path, session, before)
     parsed = parse_transcript_name(path.name)
     if parsed is None or not parsed.compressed:
         return Transcript(path, None, path, before)
@@ -118,12 +141,40 @@ def open_file(state_dir: Path, session: dict, active_set: Callable[[], ActiveSet
     return Transcript(folder / staged, staged, path, before)
 
 
+def _stage_copy(path: Path, session: dict, before: Snapshot) -> Transcript:
+    """A copy of an archived entry's transcript in the staging folder (0600, the file's mtime), checked
+    to be the file discovery saw: OpenClaw's file stays where it is."""
+    folder = path.parent
+    staged = staging_name(session)
+    prepare_staging(folder)
+    partial = folder / f"{staged}.part"
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out, path.open("rb") as source:
+            shutil.copyfileobj(source, out, _COPY_CHUNK)
+            out.flush()
+            os.fsync(out.fileno())
+        os.utime(partial, ns=(before.mtime_ns, before.mtime_ns))
+        if snapshot(path) != before or partial.stat().st_size != before.size:
+            raise TranscriptError(f"{session['file']} changed while it was copied; left for a later run")
+        os.replace(partial, folder / staged)
+    except FileNotFoundError:
+        raise TranscriptError(f"{session['file']} is gone since discovery; not uploaded") from None
+    finally:
+        partial.unlink(missing_ok=True)
+    return Transcript(folder / staged, staged, path, before)
+
+
 def record_file_archived(sessions_dir: Path, session: dict, receipt: dict) -> archive.ArchiveOutcome:
     """Move the file into ``archive/<id>[+N].jsonl``; a ``.zst`` export's decompressed copy goes there
-    instead, and the export itself follows under its own name."""
+    instead, and the export itself follows under its own name. An archived entry's transcript stays
+    where it is: its staging copy becomes the archive copy."""
     staged = receipt.get("staged")
+    keep = session.get("kind") == "archived"
     if staged and receipt.get("duplicateOf"):
         (sessions_dir / staged).unlink(missing_ok=True)
+        if keep:  # the copy with these bytes now stands for the file as it is: later scans skip it
+            os.utime(sessions_dir / receipt["duplicateOf"], ns=(receipt["mtimeNs"], receipt["mtimeNs"]))
         outcome = archive.ArchiveOutcome(receipt["duplicateOf"], already_done=True)
     else:
         outcome = archive.archive_transcript(
@@ -134,7 +185,7 @@ def record_file_archived(sessions_dir: Path, session: dict, receipt: dict) -> ar
             mtime_ns=receipt["mtimeNs"],
             sha256=receipt["sha256"],
         )
-    if staged:
+    if staged and not keep:
         archive.move_as_is(sessions_dir, session["file"])
     return outcome
 
@@ -181,6 +232,9 @@ def scan_files(
         if active.contains(parsed.session_id, name):
             scan.skipped["active"] += 1
             continue
+        # OpenClaw archived it and keeps it here (a plain transcript name; its own .reset/.deleted files
+        # are retired whatever the entry says).
+        kept = parsed.kind == "live" and active.archived(parsed.session_id, name)
         try:
             info = entry.stat(follow_symlinks=False)
         except FileNotFoundError:  # renamed or removed by OpenClaw since the listing
@@ -211,11 +265,32 @@ def scan_files(
                     session_id=parsed.session_id,
                 )
                 continue
-        scan.sessions.append(_session(scan.agent_id, parsed.session_id, name, info, parsed.kind))
+        if kept and _copied(sessions_dir, parsed.session_id, info):
+            scan.skipped["already_archived"] += 1
+            continue
+        kind = "archived" if kept else parsed.kind
+        scan.sessions.append(_session(scan.agent_id, parsed.session_id, name, info, kind))
 
     if include_archived:
         _add_archived(scan, sessions_dir, active, window)
     sort_sessions(scan)
+
+
+def _copied(sessions_dir: Path, session_id: str, info: os.stat_result) -> bool:
+    """Whether a copy ``archive/<id>[+N].jsonl`` has this file's size and mtime: it was sent as it is."""
+    folder = sessions_dir / ARCHIVE_DIR
+    if folder.is_symlink():
+        return False
+    n = 0
+    while True:
+        try:
+            copy = os.lstat(folder / archive.archive_name(session_id, n))
+        except OSError:
+            return False
+        same = (copy.st_size, copy.st_mtime_ns) == (info.st_size, info.st_mtime_ns)
+        if same and stat.S_ISREG(copy.st_mode):
+            return True
+        n += 1
 
 
 def _add_archived(scan: AgentScan, sessions_dir: Path, active: ActiveSet, window: Window) -> None:

@@ -1,6 +1,13 @@
 """OpenClaw's JSONL era (releases up to 2026.7.x): sessions as files in ``agents/<id>/sessions/``, the
 active ones listed in ``sessions.json``. Airflow-free.
 
+An entry OpenClaw archived (``sessions.patch {archived: true}``, the Control UI's archive) stays in
+``sessions.json`` with ``archivedAt`` (epoch ms) and its transcript stays in place, unchanged: OpenClaw
+2026.7.35 refuses new turns on it until it is restored (``archived: false`` removes the field, and the
+chat continues in the same file). Such a session is finished, as in the SQLite era (``archived_at``, which
+OpenClaw's own import fills from ``archivedAt``): it is read into the archived part of the active set, sent
+from a copy, and its file is never moved (``files``).
+
 The files are classified, sent and archived by ``files`` (which also serves a SQLite-era agent's leftover
 exports); this module reads ``sessions.json`` into the active set they are checked against.
 """
@@ -8,6 +15,7 @@ exports); this module reads ``sessions.json`` into the active set they are check
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
@@ -24,8 +32,16 @@ from openclaw_nexus.names import INDEX_FILE, is_valid_session_id
 from openclaw_nexus.staging import Transcript
 
 
+def is_archived_entry(entry: dict) -> bool:
+    """``archivedAt`` is a number: OpenClaw archived the entry (its ``sessions.patch`` writes epoch ms, and
+    its SQLite import keeps only a finite number as ``archived_at``). Anything else counts as active."""
+    stamp = entry.get("archivedAt")
+    return isinstance(stamp, (int, float)) and not isinstance(stamp, bool) and math.isfinite(stamp)
+
+
 def read_active_set(sessions_dir: Path) -> ActiveSet:
-    """Read ``sessions.json``: every entry's ``sessionId`` and the file named by its ``sessionFile``.
+    """Read ``sessions.json``: every entry's ``sessionId`` and the file named by its ``sessionFile``;
+    those of entries with ``archivedAt`` (``is_archived_entry``) make the archived part.
 
     Raises ``SessionIndexError`` with a reason when the index is missing, empty, not JSON, not an object,
     or has an entry without a valid ``sessionId``: then nothing of the agent may be touched.
@@ -47,15 +63,18 @@ def read_active_set(sessions_dir: Path) -> ActiveSet:
         raise SessionIndexError(f"{index} is not a JSON object keyed by session key ({type(data).__name__})")
     ids: set[str] = set()
     files: set[str] = set()
+    archived_ids: set[str] = set()
+    archived_files: set[str] = set()
     for key, entry in data.items():
         session_id = entry.get("sessionId") if isinstance(entry, dict) else None
         if not is_valid_session_id(session_id):
             raise SessionIndexError(f"{index}: entry {key!r} has no valid sessionId")
-        ids.add(session_id)
+        archived = is_archived_entry(entry)
+        (archived_ids if archived else ids).add(session_id)
         session_file = entry.get("sessionFile")
         if isinstance(session_file, str) and session_file:
-            files.add(os.path.basename(session_file))
-    return ActiveSet(frozenset(ids), frozenset(files))
+            (archived_files if archived else files).add(os.path.basename(session_file))
+    return ActiveSet(frozenset(ids), frozenset(files), frozenset(archived_ids), frozenset(archived_files))
 
 
 class JsonlStore:
