@@ -17,19 +17,24 @@ it. It runs through :class:`tools.openclaw_fixture.OpenClaw` (isolated environme
 **What OpenClaw writes** (one agent, ``main``; one gateway, idle reset mode, ``idleMinutes: 30``, no
 heartbeat, no cron; every transcript written by ``openclaw agent`` turns through the gateway against
 ``tools/model_standin.py``). Clock at -3 h: ``agent:main:main`` two turns, ``agent:main:work`` one,
-``agent:main:gone`` two; ``gateway call sessions.reset {key: agent:main:main}`` (OpenClaw renames the
+``agent:main:gone`` two, ``agent:main:shelved`` two, then ``gateway call sessions.patch {key:
+agent:main:shelved, archived: true}`` (the Control UI's archive: OpenClaw stamps ``archivedAt`` on the entry,
+which stays in ``sessions.json``, and leaves the transcript where it is, unchanged; it refuses new turns on
+it until it is restored); ``gateway call sessions.reset {key: agent:main:main}`` (OpenClaw renames the
 transcript to ``<sid>.jsonl.reset.<ts>`` and starts a new ``sessionId``), a turn on main (the new session,
 active); ``gateway call sessions.delete {key: agent:main:gone}`` (the entry leaves ``sessions.json``, the
 transcript becomes ``<sid>.jsonl.deleted.<ts>``). Clock at -2 h (past the idle window): a turn on
 ``work`` gets a new ``sessionId``; OpenClaw leaves the old ``<sid>.jsonl`` where it is, no longer in
 ``sessions.json``. So ``sessions/`` holds three completed transcripts (``reset``, ``deleted``, ``idle``),
-two active ones listed in ``sessions.json``, and OpenClaw's side files (``<sid>.trajectory.jsonl``,
+one archived in place (``archived``: its entry in ``sessions.json`` carries ``archivedAt``), two active ones
+listed in ``sessions.json``, and OpenClaw's side files (``<sid>.trajectory.jsonl``,
 ``<sid>.trajectory-path.json``, ``skills-prompts/``). The state dir also holds OpenClaw's global
 ``state/openclaw.sqlite`` (not an agent database: the agent stays in the JSONL era).
 
 **The manifest** lists each completed session (key, sessionId, how it ended, file, size, sha256 of the
-bytes OpenClaw wrote) and each active one, the sha256 of ``sessions.json``, and ``produced``: ``yes`` or
-``no: <what was found>`` for ``reset``, ``deleted``, ``idle`` and ``active``, each checked against
+bytes OpenClaw wrote), the archived one (``archived``: the same, and its entry's ``archivedAt``), each active
+one, the sha256 of ``sessions.json``, and ``produced``: ``yes`` or ``no: <what was found>`` for ``reset``,
+``deleted``, ``idle``, ``archived`` and ``active``, each checked against
 OpenClaw's own answers (the ``sessionId`` of every turn's result, ``sessions.json``) and the files. A
 build that lacks a piece is not cached (:func:`tools.openclaw_fixture.missing_pieces`): this process's
 tests fail with the manifest's reason, the next process builds again.
@@ -70,6 +75,7 @@ AGENT = "main"
 K_MAIN = f"agent:{AGENT}:main"
 K_WORK = f"agent:{AGENT}:work"
 K_GONE = f"agent:{AGENT}:gone"
+K_SHELF = f"agent:{AGENT}:shelved"
 IDLE_MINUTES = 30
 
 
@@ -116,7 +122,7 @@ def _build(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
     sessions = state / "agents" / AGENT / "sessions"
     scratch = Path(tempfile.mkdtemp(prefix="oc-legacy-build-"))
     clock = _Clock(scratch / "faketime.rc")
-    ids: dict[str, list[str]] = {K_MAIN: [], K_WORK: [], K_GONE: []}
+    ids: dict[str, list[str]] = {K_MAIN: [], K_WORK: [], K_GONE: [], K_SHELF: []}
     try:
         clock.set("-3h")
         server = StandIn().start()
@@ -136,7 +142,11 @@ def _build(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
                 ids[K_WORK].append(_turn(gw, K_WORK, "Work chat, first turn (it will idle out)."))
                 ids[K_GONE].append(_turn(gw, K_GONE, "A chat that will be deleted."))
                 ids[K_GONE].append(_turn(gw, K_GONE, "Its second turn."))
-                note("five turns written")
+                ids[K_SHELF].append(_turn(gw, K_SHELF, "A chat to archive: first turn ✓."))
+                ids[K_SHELF].append(_turn(gw, K_SHELF, "Its second turn, then it is archived."))
+                note("seven turns written")
+                _call(gw, "sessions.patch", {"key": K_SHELF, "archived": True})
+                note("shelved archived (sessions.patch archived: true)")
                 reset = _call(gw, "sessions.reset", {"key": K_MAIN})
                 ids[K_MAIN].append(reset.get("entry", {}).get("sessionId", ""))
                 ids[K_MAIN].append(_turn(gw, K_MAIN, "First turn after sessions.reset."))
@@ -190,7 +200,7 @@ def _manifest(dest: Path, sessions: Path, ids: dict[str, list[str]]) -> dict:
                 }
             )
 
-    main, work, gone = ids[K_MAIN], ids[K_WORK], ids[K_GONE]
+    main, work, gone, shelf = ids[K_MAIN], ids[K_WORK], ids[K_GONE], ids[K_SHELF]
     # main: turn, turn (one sessionId), reset (a new one), turn in the new one.
     if len(main) == 4 and main[0] == main[1] and main[2] == main[3] and main[1] != main[2]:
         ended(K_MAIN, main[0], "reset", ".reset.")
@@ -208,16 +218,48 @@ def _manifest(dest: Path, sessions: Path, ids: dict[str, list[str]]) -> dict:
     else:
         produced["idle"] = f"no: sessionIds of {K_WORK} were {work} (the idle rollover gave no new id)"
 
+    archived: list[dict[str, Any]] = []
+    shelved = index.get(K_SHELF) or {}
+    stamp = shelved.get("archivedAt")
+    stamped = isinstance(stamp, (int, float)) and not isinstance(stamp, bool)
+    shelf_files = [n for n in names if shelf and n.startswith(shelf[0])]
+    if len(shelf) != 2 or shelf[0] != shelf[1]:
+        produced["archived"] = f"no: sessionIds of {K_SHELF} were {shelf}"
+    elif shelved.get("sessionId") != shelf[0] or not stamped:
+        produced["archived"] = f"no: the {K_SHELF} entry is {json.dumps(shelved)[:300]}"
+    elif [n for n in shelf_files if n.startswith(f"{shelf[0]}.jsonl")] != [f"{shelf[0]}.jsonl"]:
+        produced["archived"] = f"no: transcript files of {shelf[0]}: {shelf_files}"
+    else:
+        data = (sessions / f"{shelf[0]}.jsonl").read_bytes()
+        header = json.loads(data.splitlines()[0]) if data else {}
+        if header.get("type") != "session" or header.get("id") != shelf[0]:
+            produced["archived"] = f"no: {shelf[0]}.jsonl does not start with its session header"
+        else:
+            produced["archived"] = f"yes: {shelf[0]}.jsonl, archivedAt {stamp}"
+            archived.append(
+                {
+                    "key": K_SHELF,
+                    "sessionId": shelf[0],
+                    "file": f"{shelf[0]}.jsonl",
+                    "archivedAt": stamp,
+                    "bytes": len(data),
+                    "sha256": _sha256(data),
+                    "lines": len(data.splitlines()),
+                }
+            )
+
     active = []
     for key, sid in ((K_MAIN, main[-1] if main else None), (K_WORK, work[-1] if work else None)):
         name = f"{sid}.jsonl"
         entry = index.get(key) or {}
-        if sid and entry.get("sessionId") == sid and name in names:
+        if sid and entry.get("sessionId") == sid and "archivedAt" not in entry and name in names:
             active.append({"key": key, "sessionId": sid, "file": name})
     want = {K_MAIN, K_WORK}
     got = {a["key"] for a in active}
     produced["active"] = (
-        "yes" if got == want and set(indexed) == want else f"no: active {sorted(got)}, index {indexed}"
+        "yes"
+        if got == want and set(indexed) == want | {K_SHELF}
+        else f"no: active {sorted(got)}, index {indexed}"
     )
     return {
         "fixture": NAME,
@@ -231,6 +273,7 @@ def _manifest(dest: Path, sessions: Path, ids: dict[str, list[str]]) -> dict:
             "sha256": _sha256(index_path.read_bytes()) if index_path.exists() else None,
         },
         "completed": completed,
+        "archived": archived,
         "active": active,
         "files": names,
         "produced": produced,

@@ -3,9 +3,11 @@
 The state: one agent whose ``sessions/`` OpenClaw filled through ``openclaw agent`` turns against the model
 stand-in: a transcript renamed by ``sessions.reset`` (``<sid>.jsonl.reset.<ts>``), one renamed by
 ``sessions.delete`` (``<sid>.jsonl.deleted.<ts>``), one left in place by an idle rollover (no longer in
-``sessions.json``), two active sessions, OpenClaw's ``sessions.json`` and its side files. The oracle is
-each completed file's bytes as OpenClaw wrote them (read before the run, and checked against the sha256
-the build recorded); nothing here writes a transcript.
+``sessions.json``), one archived by ``sessions.patch {archived: true}`` (its entry stays in
+``sessions.json`` with ``archivedAt``, its transcript stays in place), two active sessions, OpenClaw's
+``sessions.json`` and its side files. The oracle is each completed or archived file's bytes as OpenClaw
+wrote them (read before the run, and checked against the sha256 the build recorded); nothing here writes a
+transcript.
 """
 
 from __future__ import annotations
@@ -49,18 +51,21 @@ def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_an
     sandbox, nexus, state_dir, legacy
 ):
     sessions = state_dir / "agents" / AGENT / "sessions"
-    completed, active = legacy["completed"], legacy["active"]
+    completed, archived, active = legacy["completed"], legacy["archived"], legacy["active"]
     assert sorted(c["how"] for c in completed) == ["deleted", "idle", "reset"]
-    assert len(active) == 2
+    assert len(archived) == 1 and len(active) == 2
+    shelved = archived[0]
     before = snapshot_tree(sessions)
     modes = {c["file"]: stat.S_IMODE((sessions / c["file"]).stat().st_mode) for c in completed}
+    shelved_mtime = (sessions / shelved["file"]).stat().st_mtime_ns
     assert hashlib.sha256(before["sessions.json"]).hexdigest() == legacy["index"]["sha256"]
     # The oracle: the files as OpenClaw wrote them (the copy is the build's bytes).
-    expected = {(AGENT, c["sessionId"]): before[c["file"]] for c in completed}
-    for c in completed:
+    expected = {(AGENT, c["sessionId"]): before[c["file"]] for c in completed + archived}
+    for c in completed + archived:
         assert hashlib.sha256(before[c["file"]]).hexdigest() == c["sha256"], c["file"]
     index = json.loads(before["sessions.json"])
-    assert {e["sessionId"] for e in index.values()} == {a["sessionId"] for a in active}
+    assert {e["sessionId"] for e in index.values()} == {a["sessionId"] for a in active + archived}
+    assert [e["sessionId"] for e in index.values() if "archivedAt" in e] == [shelved["sessionId"]]
     assert not {c["sessionId"] for c in completed} & {e["sessionId"] for e in index.values()}
 
     run = sandbox.run_dag({"settle_minutes": 0})
@@ -69,8 +74,8 @@ def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_an
     assert run.job_result == {
         "jobId": "session_upload",
         "success": True,
-        "message": "Uploaded 3 sessions across 1 agent",
-        "itemsProcessed": 3,
+        "message": "Uploaded 4 sessions across 1 agent",
+        "itemsProcessed": 4,
         "errors": [],
     }
     got: dict[tuple[str, str], bytes] = {}
@@ -81,19 +86,26 @@ def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_an
         assert key not in got, f"{key} uploaded twice"
         got[key] = payload["transcript"].encode("utf-8")
     assert got == expected
-    sent = {r["sessionId"] for r in nexus.requests()}
+    sent_before = nexus.requests()
+    sent = {r["sessionId"] for r in sent_before}
     assert not sent & {a["sessionId"] for a in active}, "an active session was sent"
 
-    # On disk: each completed file moved to archive/<sessionId>.jsonl (0600), unchanged; nothing else of
-    # OpenClaw's (sessions.json, the active transcripts, trajectories, skills-prompts/) changed.
+    # On disk: each completed file moved to archive/<sessionId>.jsonl, unchanged; the archived session's
+    # transcript stays where OpenClaw keeps it (a restore continues it), its copy is archive/<sid>.jsonl
+    # (0600, the file's mtime); nothing else of OpenClaw's (sessions.json, the active transcripts,
+    # trajectories, skills-prompts/) changed.
     after = snapshot_tree(sessions)
     moved = {c["file"]: f"{ARCHIVE}/{c['sessionId']}.jsonl" for c in completed}
+    copied = {shelved["file"]: f"{ARCHIVE}/{shelved['sessionId']}.jsonl"}
     assert {n: b for n, b in after.items() if not n.startswith(f"{ARCHIVE}/")} == {
         n: b for n, b in before.items() if n not in moved
     }
     assert {n: b for n, b in after.items() if n.startswith(f"{ARCHIVE}/")} == {
-        target: before[source] for source, target in moved.items()
+        target: before[source] for source, target in (moved | copied).items()
     }
+    copy = sessions / copied[shelved["file"]]
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600 and copy.stat().st_mtime_ns == shelved_mtime
+    assert (sessions / shelved["file"]).stat().st_mtime_ns == shelved_mtime
     # A move: the copy keeps the mode OpenClaw gave the file (2026.7.35 writes agent-path transcripts
     # 0644, the one sessions.reset starts 0600), and no one but the owner can write it.
     for source, target in moved.items():
@@ -102,3 +114,11 @@ def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_an
     assert after["sessions.json"] == before["sessions.json"]
     for a in active:
         assert after[a["file"]] == before[a["file"]]
+
+    # Exactly once: the next run finds the archived session's copy and sends nothing.
+    accepted = len(nexus.accepted())
+    again = sandbox.run_dag({"settle_minutes": 0})
+    assert again.state == "success", again.output[-3000:]
+    assert again.job_result["itemsProcessed"] == 0 and again.job_result["errors"] == []
+    assert len(nexus.accepted()) == accepted and len(nexus.requests()) == len(sent_before)
+    assert snapshot_tree(sessions) == after

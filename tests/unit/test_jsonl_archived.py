@@ -240,3 +240,19 @@ def test_openclaws_own_reset_file_of_that_session_is_moved_as_usual(state):
     write(state, name, CONTENT, age=3600)
     kinds = {s["file"]: s["kind"] for s in scan(state).sessions}
     assert kinds == {f"{SHELF}.jsonl": "archived", name: "reset"}
+
+
+def test_deleted_by_openclaw_after_it_was_sent_is_not_sent_again(state):
+    [item] = scan(state).sessions
+    deliver(state, item)
+    # sessions.delete: the entry leaves sessions.json, the file becomes <sid>.jsonl.deleted.<ts>.
+    write_index(state, {"agent:main:live": entry(LIVE, file=f"{LIVE}.jsonl")})
+    name = f"{SHELF}.jsonl.deleted.2026-02-02T20-29-47.344Z"
+    (sessions(state) / f"{SHELF}.jsonl").rename(sessions(state) / name)
+    [item] = scan(state).sessions
+    assert item["file"] == name and item["kind"] == "deleted"
+    _, _, outcome = deliver(state, item, duplicate=f"archive/{SHELF}.jsonl")
+    assert outcome.archived_as == f"archive/{SHELF}+1.jsonl"
+    archive = sessions(state) / "archive"
+    assert (archive / f"{SHELF}.jsonl").read_bytes() == (archive / f"{SHELF}+1.jsonl").read_bytes() == CONTENT
+    assert not (sessions(state) / name).exists() and scan(state).sessions == []
