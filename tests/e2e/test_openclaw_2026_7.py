@@ -15,12 +15,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
-from tools.openclaw_fixture import missing_pieces
+from tools.openclaw_fixture import OpenClaw, agent_database, missing_pieces
 from tools.openclaw_legacy import AGENT, OPENCLAW_VERSION, legacy_state
 
 ARCHIVE = "archive"
@@ -122,3 +124,52 @@ def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_an
     assert again.job_result["itemsProcessed"] == 0 and again.job_result["errors"] == []
     assert len(nexus.accepted()) == accepted and len(nexus.requests()) == len(sent_before)
     assert snapshot_tree(sessions) == after
+
+
+def test_an_archived_chat_sent_in_the_jsonl_era_is_not_sent_again_after_openclaws_own_upgrade(
+    sandbox, nexus, state_dir, legacy
+):
+    """OpenClaw 2026.9.6's upgrade (``openclaw doctor --fix``: on a 2026.7.35 state dir its
+    ``--session-sqlite import`` refuses until the shared state database is migrated, and ``--fix`` imports
+    the sessions itself) turns the archived entry into an archived node whose export is the file's bytes:
+    the next run finds them already uploaded and sends nothing."""
+    sessions = state_dir / "agents" / AGENT / "sessions"
+    shelved = legacy["archived"][0]
+    sid = shelved["sessionId"]
+    first = sandbox.run_dag({"settle_minutes": 0})
+    assert first.state == "success", first.output[-3000:]
+    assert first.job_result["itemsProcessed"] == 4 and first.job_result["errors"] == []
+    copy = sessions / ARCHIVE / f"{sid}.jsonl"
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == shelved["sha256"]
+    requests = len(nexus.requests())
+
+    done = OpenClaw.installed().run(
+        ["doctor", "--fix", "--non-interactive", "--yes"], state_dir=state_dir, check=False, timeout=900
+    )
+    database = agent_database(state_dir, AGENT)
+    assert database.exists(), f"doctor --fix did not import ({done.returncode}): {done.stderr[-2000:]}"
+    assert not (sessions / "sessions.json").exists() and not (sessions / shelved["file"]).exists()
+    with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+        nodes = db.execute(
+            "SELECT session_key, archived_at FROM session_nodes WHERE current_session_id = ?", (sid,)
+        ).fetchall()
+    assert nodes == [(shelved["key"], shelved["archivedAt"])]
+
+    second = sandbox.run_dag({"settle_minutes": 0})
+    assert second.state == "success", second.output[-3000:]
+    assert second.job_result == {
+        "jobId": "session_upload",
+        "success": True,
+        "message": "Uploaded 0 sessions across 0 agents; 1 already uploaded with the same bytes, "
+        "archived without resending",
+        "itemsProcessed": 0,
+        "errors": [],
+    }
+    assert len(nexus.requests()) == requests
+    assert [p.name for p in (sessions / ARCHIVE).glob(f"{sid}*")] == [f"{sid}.jsonl"]
+    assert hashlib.sha256(copy.read_bytes()).hexdigest() == shelved["sha256"]
+    # The copy now carries the database's time for that session: a third run has nothing to do.
+    third = sandbox.run_dag({"settle_minutes": 0})
+    assert third.state == "success", third.output[-3000:]
+    assert third.job_result["message"] == "Uploaded 0 sessions across 0 agents"
+    assert len(nexus.requests()) == requests
