@@ -33,7 +33,9 @@ from every public projection, and the only readers left are ``readLegacyCompacti
 maintenance reference projection (``readReferencedSessionIds``, ``dist/session-accessor.sqlite-lifecycle-
 state-*.mjs``). No 2026.9.6 code path writes it: compaction (``/compact``, ``sessions.compact``, automatic)
 appends a ``{"type":"compaction",…}`` event inside the open session. Checkpoints exist in an agent
-database only when a pre-removal release wrote them into ``sessions.json`` and 2026.9.6 imported it.
+database only when a pre-removal release wrote them into ``sessions.json`` and 2026.9.6 imported it:
+:func:`tools.openclaw_checkpoint.checkpoint_state` builds exactly that (OpenClaw 2026.7.35's
+``sessions.compact`` and ``sessions.reset``, then 2026.9.6's doctor; cached).
 
 A running window or a queued input, as OpenClaw's gateway produces them, always belongs to the node's
 current session: archiving and deleting first drain the session's runs (``prepareSessionLifecycleDrain``

@@ -13,10 +13,13 @@ own), its window is running, or an input is queued for it. Maintenance also prot
 keeps as lineage (``previousSessionId`` after a rollover, a cron run's ``usageFamilySessionIds``) from
 eviction; those sessions take no more events, so they count as completed here, as rolled over. Every
 window that is not live is *completed*: rolled over, a finished cron run or sub-agent, or its node
-archived. A session deleted or pruned by OpenClaw has no window any more; its
-export is the ``.jsonl.deleted…`` file OpenClaw publishes in ``sessions/`` (read by ``files``), and
-the ``session_transcript_archives`` row is read only when that file is gone and nothing of the session
-was archived by us.
+archived. A checkpoint keeps a window live, not an export OpenClaw published at a session's end: a
+session that only checkpoints name and that has no window any more has ended (OpenClaw 2026.7's
+``sessions.reset`` carries the entry's checkpoints, naming the reset session, over to the next one, and a
+migration keeps them), so its ``.reset.``/``.deleted.`` file is sent (``end_export_live_ids``). A
+session deleted or pruned by OpenClaw has no window any more; its export is the ``.jsonl.deleted…`` file
+OpenClaw publishes in ``sessions/`` (read by ``files``), and the ``session_transcript_archives`` row is
+read only when that file is gone and nothing of the session was archived by us.
 
 A transcript is OpenClaw's own export form: the session's ``transcript_events`` rows by ``seq``, each
 ``event_json`` (or ``event_zstd`` decompressed) followed by ``\\n``. Cold sessions are read from their
@@ -192,20 +195,21 @@ def _has_table(connection: sqlite3.Connection, name: str) -> bool:
 
 
 # Session ids an unarchived node uses, read from ``entry_json`` the way OpenClaw's maintenance reads them
-# (lineage ids, ``previousSessionId`` and ``usageFamilySessionIds``, are not use: see the module docs).
+# (lineage ids, ``previousSessionId`` and ``usageFamilySessionIds``, are not use: see the module docs),
+# each with 1 when a compaction checkpoint names it, else 0.
 _ENTRY_REFERENCES = """
-SELECT current_session_id FROM live
-UNION SELECT json_extract(entry_json, '$.sessionId') FROM live WHERE json_valid(entry_json)
-UNION SELECT json_extract(point.value, '$.sessionId') FROM live,
+SELECT current_session_id, 0 FROM live
+UNION SELECT json_extract(entry_json, '$.sessionId'), 0 FROM live WHERE json_valid(entry_json)
+UNION SELECT json_extract(point.value, '$.sessionId'), 1 FROM live,
     json_each(live.entry_json, '$.compactionCheckpoints') AS point
     WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.compactionCheckpoints') = 'array'
-UNION SELECT json_extract(point.value, '$.preCompaction.sessionId') FROM live,
+UNION SELECT json_extract(point.value, '$.preCompaction.sessionId'), 1 FROM live,
     json_each(live.entry_json, '$.compactionCheckpoints') AS point
     WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.compactionCheckpoints') = 'array'
-UNION SELECT json_extract(point.value, '$.postCompaction.sessionId') FROM live,
+UNION SELECT json_extract(point.value, '$.postCompaction.sessionId'), 1 FROM live,
     json_each(live.entry_json, '$.compactionCheckpoints') AS point
     WHERE json_valid(live.entry_json) AND json_type(live.entry_json, '$.compactionCheckpoints') = 'array'
-UNION SELECT session_windows.session_id FROM session_windows JOIN live USING (session_key)
+UNION SELECT session_windows.session_id, 0 FROM session_windows JOIN live USING (session_key)
     WHERE NOT json_valid(live.entry_json)
 """
 
@@ -213,6 +217,11 @@ UNION SELECT session_windows.session_id FROM session_windows JOIN live USING (se
 def live_session_ids(connection: sqlite3.Connection, only: str | None = None) -> set[str]:
     """Session ids OpenClaw still uses (see the module docs); ``only`` narrows the nodes read to the ones
     that may mention that id, for the check right before an export."""
+    return set(_references(connection, only))
+
+
+def _references(connection: sqlite3.Connection, only: str | None = None) -> dict[str, bool]:
+    """The live session ids, each with True when only compaction checkpoints name it."""
     live = "SELECT session_key, current_session_id, entry_json FROM session_nodes WHERE archived_at IS NULL"
     params: tuple = ()
     if only is not None:
@@ -222,13 +231,37 @@ def live_session_ids(connection: sqlite3.Connection, only: str | None = None) ->
     # A running window or a queued input: for one id, looked up by key (session_windows has no index
     # on status, and this check runs inside every export's read transaction).
     narrow = " AND session_id = ?" if only is not None else ""
-    query += f" UNION SELECT session_id FROM session_windows WHERE status = 'running'{narrow}"
+    query += f" UNION SELECT session_id, 0 FROM session_windows WHERE status = 'running'{narrow}"
     params += (only,) if only is not None else ()
     if _has_table(connection, "session_pending_inputs"):
-        query += f" UNION SELECT session_id FROM session_pending_inputs WHERE state = 'queued'{narrow}"
+        query += f" UNION SELECT session_id, 0 FROM session_pending_inputs WHERE state = 'queued'{narrow}"
         params += (only,) if only is not None else ()
-    ids = {_text(row[0]) for row in connection.execute(query, params) if row[0] is not None}
-    return {i.strip() for i in ids if i.strip()}
+    found: dict[str, bool] = {}
+    for value, checkpoint in connection.execute(query, params):
+        sid = _text(value).strip() if value is not None else ""
+        if sid:
+            found[sid] = found.get(sid, True) and bool(checkpoint)
+    return found
+
+
+def end_export_live_ids(
+    connection: sqlite3.Connection, references: dict[str, bool] | None = None
+) -> set[str]:
+    """The live set OpenClaw's own end-of-session exports are held against (its ``.reset.``/``.deleted.``
+    files, its stored deletion exports): the live set without the ids that only compaction checkpoints
+    name and that have no window any more. A checkpoint keeps a window (history in this database) live;
+    a session it names whose transcript is only such an export has ended, as after OpenClaw 2026.7's
+    ``sessions.reset``, which carries the entry's checkpoints over to the next session."""
+    references = _references(connection) if references is None else references
+    named = [sid for sid, only_checkpoints in references.items() if only_checkpoints]
+    windows: set[str] = set()
+    if named:
+        rows = connection.execute(
+            "SELECT session_id FROM session_windows WHERE session_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(named),),
+        )
+        windows = {_text(row[0]) for row in rows}
+    return {sid for sid, only_checkpoints in references.items() if not only_checkpoints or sid in windows}
 
 
 def _text(value: bytes | str) -> str:
@@ -253,6 +286,8 @@ class DatabaseScan:
     # session id → its reset events in transcript order, (their ids, their created_at in ns): the
     # conversation boundaries; read for every window with resets but those ``known`` to be all sent
     resets: dict[str, tuple[list[str], list[int]]] = field(default_factory=dict)
+    # the live set OpenClaw's end-of-session exports are held against (``end_export_live_ids``)
+    export_live: set[str] = field(default_factory=set)
 
 
 # How many reset events each window has, from OpenClaw's index alone (idx_agent_transcript_event_sequence
@@ -324,7 +359,9 @@ def scan_database(
     archived)."""
     with connect(path, busy_timeout) as connection, read_transaction(connection):
         schema = check_schema(connection, path)
-        live = live_session_ids(connection)
+        references = _references(connection)
+        live = set(references)
+        export_live = end_export_live_ids(connection, references)
         counts: dict[str, int] = {}
         if _has_column(connection, "transcript_event_identities", "event_type"):
             counts = {_text(sid): int(n) for sid, n in connection.execute(_RESET_COUNTS)}
@@ -355,7 +392,7 @@ def scan_database(
                 "SELECT session_id, archive_name, created_at FROM session_transcript_archives"
             ):
                 exports.setdefault(_text(session_id), []).append((_text(name), int(created_ms) * 1_000_000))
-    return DatabaseScan(schema, live, completed, exports, skipped, live_windows, counts, resets)
+    return DatabaseScan(schema, live, completed, exports, skipped, live_windows, counts, resets, export_live)
 
 
 def export_transcript(
@@ -640,7 +677,7 @@ class SqliteStore:
                 where = agents_folder(self.state_dir)
                 scan.error(f"{sessions_dir} resolves outside the state dir's {where}: not followed")
                 return scan
-            live = ActiveSet(frozenset(found.live), frozenset())
+            live = ActiveSet(frozenset(found.export_live), frozenset())
             scan_files(scan, sessions_dir, window, include_archived, lambda: live, leftovers_only=True)
             for session in scan.sessions:  # OpenClaw shortens ids over 96 bytes in export names
                 session["sessionId"] = exported_names.get(session["file"], session["sessionId"])
@@ -666,7 +703,11 @@ class SqliteStore:
                 scan, window, found, copies, session_id, session_key, None, "conversation", changed_ns
             )
         for session_id, rows in found.exports.items():
-            if session_id in found.live or session_id in found.completed or copies.names_of(session_id):
+            if (
+                session_id in found.export_live
+                or session_id in found.completed
+                or copies.names_of(session_id)
+            ):
                 continue
             for name, created_ns in rows:
                 if (sessions_dir / name).exists() or (sessions_dir / ARCHIVE_DIR / name).exists():
@@ -776,8 +817,9 @@ class SqliteStore:
         ]
 
     def live_set(self) -> ActiveSet:
+        """The live set OpenClaw's export files are checked against again right before they are sent."""
         with connect(self.database, self.busy_timeout) as connection, read_transaction(connection):
-            return ActiveSet(frozenset(live_session_ids(connection)), frozenset())
+            return ActiveSet(frozenset(end_export_live_ids(connection)), frozenset())
 
     def open_transcript(self, session: dict) -> Transcript:
         """Export a database session to a staging file in one read transaction (leftover files: as files)."""

@@ -1,24 +1,28 @@
-"""The live rules of ``sqlite_store`` on a state OpenClaw 2026.9.6 produced through its gateway, offline
-(``tools/openclaw_live.py``): a turn held in flight by the model stand-in (OpenClaw marks its window
-``status = 'running'``), a message sent while it runs (OpenClaw keeps it in ``session_pending_inputs``,
-``state = 'queued'``), and a completed session compacted by ``/compact`` and archived.
+"""The live rules of ``sqlite_store`` on states OpenClaw produced through its gateway, offline.
 
-The package's discovery and exports run while the turn is held, inside the fixture's lifetime. The
-expected bytes are OpenClaw's own deletion exports of both sessions (taken through the gateway after the
-turn was released), split at reset events with the json library (``tests.oracle``): never the package's
-reader.
+``tools/openclaw_live.py``, OpenClaw 2026.9.6: a turn held in flight by the model stand-in (OpenClaw
+marks its window ``status = 'running'``), a message sent while it runs (OpenClaw keeps it in
+``session_pending_inputs``, ``state = 'queued'``), and a completed session compacted by ``/compact`` and
+archived. The package's discovery and exports run while the turn is held, inside the fixture's lifetime.
+The expected bytes are OpenClaw's own deletion exports of both sessions (taken through the gateway after
+the turn was released), split at reset events with the json library (``tests.oracle``): never the
+package's reader.
 
-What OpenClaw cannot produce here, and why (the code is quoted in ``tools/openclaw_live.py``): a
-compaction *checkpoint* (2026.9.6 retired ``compactionCheckpoints``; its compaction appends an event to
-the open session instead), and a running window or a queued input on any session but its node's current
-one (archive, delete and reset drain or abort the run first). So on this state the in-flight session is
-also its node's current session: these tests show that OpenClaw's in-flight state stays out of the upload
-and everything finished still goes, not which single rule keeps it out; ``test_sqlite_store.py`` isolates
-each rule on hand-written rows.
+``tools/openclaw_checkpoint.py``: OpenClaw 2026.9.6 writes no compaction checkpoint (it retired
+``compactionCheckpoints``; its compaction appends an event to the open session), so one is written by
+OpenClaw 2026.7.35, carried over by its ``sessions.reset`` to the next session, and migrated by 2026.9.6's
+doctor. The expected bytes are the ``.reset.`` file as 2026.7.35 wrote it.
+
+OpenClaw's gateway leaves a running window or a queued input on no session but its node's current one
+(archive, delete and reset drain or abort the run first; the code is quoted in ``tools/openclaw_live.py``).
+So on this state the in-flight session is also its node's current session: these tests show that
+OpenClaw's in-flight state stays out of the upload and everything finished still goes, not which single
+rule keeps it out; ``test_sqlite_store.py`` isolates each rule on hand-written rows.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -26,6 +30,7 @@ import pytest
 
 from openclaw_nexus import discovery, sqlite_store, stores
 from tests.oracle import conversations_of
+from tools.openclaw_checkpoint import CHECKPOINT_AGENT, CHECKPOINT_PIECES, K_WORK, checkpoint_state
 from tools.openclaw_fixture import agent_database, read_only
 from tools.openclaw_live import AGENT, K_BUSY, K_DONE, held_state
 
@@ -144,3 +149,42 @@ def test_nothing_else_is_offered(live):
     need(live, "running", "archived")
     assert set(offered(live)) == {(live.sessions[K_DONE], None), (live.sessions[K_BUSY], "0")}
     assert not live.scan["scan"]["errors"]
+
+
+# -- a compaction checkpoint OpenClaw 2026.7.35 wrote, migrated by 2026.9.6 ----------------------------------
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> tuple[Path, dict]:
+    dest = tmp_path_factory.mktemp("checkpoint")
+    manifest = checkpoint_state(dest)
+    missing = [f"{p}: {manifest['produced'].get(p, 'no: not attempted')}" for p in CHECKPOINT_PIECES]
+    missing = [m for m in missing if not m.split(": ", 1)[1].startswith("yes")]
+    if missing:
+        pytest.fail("OpenClaw did not produce what this test needs: " + "; ".join(missing))
+    return dest / "state", manifest
+
+
+def test_a_checkpoint_openclaw_wrote_names_a_session_the_live_set_keeps(checkpoint):
+    state, made = checkpoint
+    database = agent_database(state, CHECKPOINT_AGENT)
+    with read_only(database) as db:  # OpenClaw's rows: S2 is current, S1 has no window (only its file)
+        current = db.execute(
+            "SELECT current_session_id FROM session_nodes WHERE session_key = ?", (K_WORK,)
+        ).fetchone()[0]
+        windows = {row[0] for row in db.execute("SELECT session_id FROM session_windows")}
+    assert current == made["second"] and made["first"] not in windows
+    with sqlite_store.connect(database) as connection, sqlite_store.read_transaction(connection):
+        assert {made["first"], made["second"]} <= sqlite_store.live_session_ids(connection)
+
+
+def test_the_reset_transcript_a_carried_over_checkpoint_names_is_sent_byte_exact(checkpoint):
+    """Before the fix the checkpoint kept S1 in the live set its ``.reset.`` file was checked against, so
+    the transcript OpenClaw had reset was skipped as active on every run, for good."""
+    state, made = checkpoint
+    found = stores.scan_agent(state, CHECKPOINT_AGENT, WINDOW)
+    assert [item["file"] for item in found.sessions] == [made["resetFile"]], found.to_dict()
+    assert not found.skipped.get("active"), found.to_dict()
+    transcript = stores.open_transcript(state, found.sessions[0])
+    data = transcript.path.read_bytes()
+    stores.discard(transcript)
+    assert hashlib.sha256(data).hexdigest() == made["resetSha256"]  # the bytes OpenClaw 2026.7.35 wrote
+    assert len(data) == made["resetBytes"]
