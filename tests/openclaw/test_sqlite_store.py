@@ -219,3 +219,24 @@ def test_a_stored_export_whose_file_is_gone_is_discovered_and_exported_from_its_
         database(state), sid, state / "out.jsonl", source="export", archive_name=name
     )
     assert (state / "out.jsonl").read_bytes() == content
+
+
+def test_a_checkpoint_holds_back_a_window_but_not_the_end_export_of_a_session_without_one(state):
+    # OpenClaw 2026.7's sessions.reset carries checkpoints naming the reset session over to the next one:
+    # that session has no window, only its .reset. file, which must still be sent (test_live_rules.py
+    # on the state OpenClaw wrote); a checkpoint naming a window keeps it live for files as for windows.
+    windowed, gone = archived_sid(state), "0d5e7c1a-5b2e-4c3f-9a8d-7e6f5a4b3c2d"
+    set_main_entry(
+        state,
+        compactionCheckpoints=[
+            {"sessionId": gone, "preCompaction": {"sessionId": gone}, "postCompaction": {"sessionId": gone}},
+            {"preCompaction": {"sessionId": windowed}, "postCompaction": {"sessionId": main_sid(state)}},
+        ],
+    )
+    found = sqlite_store.scan_database(database(state))
+    assert {gone, windowed} <= found.live
+    assert windowed in found.export_live and gone not in found.export_live
+    assert main_sid(state) in found.export_live
+    store = sqlite_store.SqliteStore(state, "main")
+    assert store.live_set().contains(windowed, f"{windowed}.jsonl.deleted.x")
+    assert not store.live_set().contains(gone, f"{gone}.jsonl.reset.x")
