@@ -1,14 +1,18 @@
-// Drive OpenClaw's CHAT path (`chat.send`, as its TUI and WebChat do) with OpenClaw's own client.
+// Drive OpenClaw's gateway with OpenClaw's own chat client (GatewayChatClient, as its TUI and WebChat do):
+// the CHAT path (`chat.send`) and plain gateway requests, several at once (tools/openclaw_live.py sends a
+// message while a turn runs).
 //
 //   node openclaw_chat.mjs <dist/gateway-chat-<hash>.mjs> <ws://127.0.0.1:PORT> <token>
 //
-// Reads one JSON request a line on stdin, {"key": "agent:<id>:<rest>", "message": "...", "timeoutMs": N},
-// sends it with GatewayChatClient.sendChat and answers one JSON line on stdout once the run's terminal
-// `chat` event (state final / error / aborted) has arrived:
-//   {"ok": true, "runId": ..., "state": "final", "ack": <chat.send's answer>, "text": <reply text>}
-// or {"ok": false, "error": "..."}. Prints {"ready": true} once connected. Used by
-// tools/openclaw_fixture.py; run with the Node that runs OpenClaw and OpenClaw's own environment
-// (OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH, HOME...).
+// Reads one JSON request a line on stdin and answers each with one JSON line on stdout carrying its "id",
+// in the order they end (requests run concurrently):
+//   {"id": N, "key": "agent:<id>:<rest>", "message": "...", "timeoutMs": N}   chat.send, answered once the
+//       run's terminal `chat` event (state final / error / aborted) arrived:
+//       {"id", "ok": true, "runId", "state", "ack": <chat.send's answer>, "text": <reply text>}
+//   {"id": N, "rpc": "sessions.patch", "params": {...}}   one gateway request: {"id", "ok": true, "result"}
+// or {"id", "ok": false, "error": "..."}. Prints {"ready": true} once connected. Used by
+// tools/openclaw_fixture.py (``_ChatClient``); run with the Node that runs OpenClaw and OpenClaw's own
+// environment (OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH, HOME...).
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";
 import { pathToFileURL } from "node:url";
@@ -85,15 +89,29 @@ async function handle(request) {
   };
 }
 
+async function dispatch(request) {
+  if (request.rpc) return { ok: true, result: await client.client.request(request.rpc, request.params ?? {}) };
+  return await handle(request);
+}
+
 emit({ ready: true });
+const running = new Set();
 const lines = createInterface({ input: process.stdin, crlfDelay: Infinity });
 for await (const line of lines) {
   if (!line.trim()) continue;
+  let request;
   try {
-    emit(await handle(JSON.parse(line)));
+    request = JSON.parse(line);
   } catch (err) {
-    emit({ ok: false, error: String(err?.stack ?? err) });
+    emit({ ok: false, error: String(err) });
+    continue;
   }
+  const task = dispatch(request)
+    .then((answer) => emit({ id: request.id, ...answer }))
+    .catch((err) => emit({ id: request.id, ok: false, error: String(err?.stack ?? err) }))
+    .finally(() => running.delete(task));
+  running.add(task);
 }
+await Promise.allSettled([...running]);
 await client.stop();
 process.exit(0);

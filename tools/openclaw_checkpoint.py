@@ -29,10 +29,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -42,9 +40,10 @@ from tools.openclaw_fixture import (
     NODE_VERSION,
     OPENCLAW_VERSION,
     OpenClaw,
-    _file_lock,
     _model_config,
     agent_database,
+    cached_build,
+    copy_build,
     read_only,
 )
 from tools.openclaw_legacy import LegacyOpenClaw, _call, _turn
@@ -85,7 +84,6 @@ def _build_checkpoint(dest: Path) -> dict:
     Then OpenClaw 2026.9.6's ``doctor --fix --non-interactive`` migrates the agent: the entry, checkpoint
     included, becomes ``session_nodes.entry_json`` (current session S2) and the ``.reset.`` file stays in
     ``sessions/`` (not imported)."""
-    started = time.monotonic()
     state = dest / "state"
     state.mkdir(parents=True)
     sessions = state / "agents" / CHECKPOINT_AGENT / "sessions"
@@ -157,35 +155,13 @@ def _build_checkpoint(dest: Path) -> dict:
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     made["produced"] = produced
-    made["buildSeconds"] = round(time.monotonic() - started, 1)
     return made
 
 
 def checkpoint_state(dest_dir: Path) -> dict:
-    """Copy the checkpoint state (built once, then cached under ``<cache>/fixtures``) into ``dest_dir``:
-    ``dest_dir/state`` and ``dest_dir/manifest.json``; returns the manifest. A build that lacks a piece
-    (``manifest["produced"]``) is not cached: the tests fail with its reason, the next process builds
-    again."""
-    oc = OpenClaw.installed()
-    fixtures = oc.cache / "fixtures"
-    final = fixtures / _checkpoint_key()
-    source = final
-    if not (final / "manifest.json").exists():
-        with _file_lock(fixtures / ".checkpoint.lock"):
-            if not (final / "manifest.json").exists():
-                for stale in fixtures.glob(f".{final.name}.*"):  # left by a killed build; we hold the lock
-                    shutil.rmtree(stale, ignore_errors=True)
-                building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=fixtures))
-                try:
-                    manifest = _build_checkpoint(building)
-                    (building / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-                    if any(not v.startswith("yes") for v in manifest["produced"].values()):
-                        source = fixtures / f".{final.name}.incomplete-{os.getpid()}"
-                    building.rename(source)
-                finally:
-                    shutil.rmtree(building, ignore_errors=True)
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source / "state", dest_dir / "state", symlinks=True)
-    shutil.copy2(source / "manifest.json", dest_dir / "manifest.json")
-    return json.loads((dest_dir / "manifest.json").read_text())
+    """Copy the checkpoint state (built once, then cached under ``<cache>/fixtures``,
+    :func:`tools.openclaw_fixture.cached_build`) into ``dest_dir``: ``dest_dir/state`` and
+    ``dest_dir/manifest.json``; returns the manifest. A build that lacks a piece (``manifest["produced"]``)
+    is not cached: the tests fail with its reason, the next process builds again."""
+    fixtures = OpenClaw.installed().cache / "fixtures"
+    return copy_build(cached_build(fixtures, _checkpoint_key(), "checkpoint", _build_checkpoint), dest_dir)

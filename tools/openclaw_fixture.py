@@ -127,7 +127,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -880,8 +880,11 @@ CHAT_REASONS = ("new", "reset", "idle", "daily")
 
 class _ChatClient:
     """OpenClaw's own chat client (``GatewayChatClient`` of ``dist/gateway-chat-<hash>.mjs``, the TUI's)
-    driven by ``tools/openclaw_chat.mjs``, one long-lived Node process: :meth:`send` is a ``chat.send``
-    that returns once the run's terminal ``chat`` event has arrived."""
+    driven by ``tools/openclaw_chat.mjs``, one long-lived Node process in which requests run concurrently,
+    each answer coming back with its id. :meth:`send` is a ``chat.send`` that returns once the run's
+    terminal ``chat`` event has arrived and checks the reply; :meth:`submit` starts one and returns a
+    ``wait(timeout)`` for its answer (a message sent while a turn runs); :meth:`rpc` is one gateway
+    request (``sessions.patch``, ``sessions.delete``)."""
 
     SCRIPT = Path(__file__).with_name("openclaw_chat.mjs")
 
@@ -902,40 +905,76 @@ class _ChatClient:
                 text=True,
                 start_new_session=True,
             )
-        self.lines: queue.Queue[str | None] = queue.Queue()
+        self.ids = itertools.count(1)
+        self.answers: dict[int, queue.Queue[dict]] = {}
+        self.ready: queue.Queue[dict] = queue.Queue()
+        self.lock = threading.Lock()
         threading.Thread(target=self._read, name="chat-client", daemon=True).start()
-        ready = self._answer(90)
+        try:
+            ready = self.ready.get(timeout=90)
+        except queue.Empty:
+            ready = {"error": f"no answer in 90 s: {_tail(self.errors)}"}
         if not ready.get("ready"):
             self.close()
-            raise RuntimeError(f"chat client did not connect: {ready}")
+            raise RuntimeError(f"OpenClaw's chat client did not connect: {ready}")
 
     def _read(self) -> None:
         assert self.process.stdout is not None
         for line in self.process.stdout:
-            self.lines.put(line)
-        self.lines.put(None)
+            answer = json.loads(line)
+            if "id" not in answer:
+                self.ready.put(answer)
+                continue
+            with self.lock:
+                self.answers.setdefault(answer["id"], queue.Queue()).put(answer)
+        self.ready.put({"error": f"chat client exited: {_tail(self.errors)}"})
+        with self.lock:
+            for box in self.answers.values():
+                box.put({"ok": False, "error": f"chat client exited: {_tail(self.errors)}"})
 
-    def _answer(self, timeout: float) -> dict:
-        try:
-            line = self.lines.get(timeout=timeout)
-        except queue.Empty:
-            line = None
-        if line is None:
-            raise RuntimeError(f"chat client gave no answer in {timeout} s: {_tail(self.errors)}")
-        return json.loads(line)
+    def request(self, request: dict) -> Callable[[float], dict]:
+        """Send ``request``; returns ``wait(timeout)``, which gives its answer."""
+        assert self.process.stdin is not None
+        with self.lock:
+            ident = next(self.ids)
+            box = self.answers.setdefault(ident, queue.Queue())
+            self.process.stdin.write(json.dumps({"id": ident, **request}) + "\n")
+            self.process.stdin.flush()
+
+        def wait(timeout: float) -> dict:
+            try:
+                return box.get(timeout=timeout)
+            except queue.Empty:
+                return {"ok": False, "error": f"no answer in {timeout} s: {_tail(self.errors)}"}
+
+        return wait
+
+    def submit(self, key: str, message: str, timeout: float = 300) -> Callable[[float], dict]:
+        """Start a ``chat.send`` of ``message`` on ``key``; ``wait(timeout)`` then gives its answer."""
+        return self.request({"key": key, "message": message, "timeoutMs": int(timeout * 1000)})
+
+    def chat(self, key: str, message: str, timeout: float = 300) -> dict:
+        """A ``chat.send`` that must end in a final state, whatever its reply (``/compact``'s, say)."""
+        answer = self.submit(key, message, timeout)(timeout + 30)
+        if not answer.get("ok"):
+            raise RuntimeError(f"chat.send {message!r} on {key}: {json.dumps(answer)[:2000]}")
+        return answer
 
     def send(self, key: str, message: str, timeout: float = 300) -> dict:
         """``chat.send`` of ``message`` on ``key``; the answer of a model turn must be the stand-in's, that
         of ``/new`` / ``/reset`` OpenClaw's own confirmation."""
-        assert self.process.stdin is not None
-        request = {"key": key, "message": message, "timeoutMs": int(timeout * 1000)}
-        self.process.stdin.write(json.dumps(request) + "\n")
-        self.process.stdin.flush()
-        answer = self._answer(timeout + 30)
+        answer = self.chat(key, message, timeout)
         wanted = ("\u2705",) if message.startswith("/") else ("stand-in reply", "Long stand-in reply")
-        if not answer.get("ok") or not str(answer.get("text", "")).startswith(wanted):
+        if not str(answer.get("text", "")).startswith(wanted):
             raise RuntimeError(f"chat.send {message!r} on {key}: {json.dumps(answer)[:2000]}")
         return answer
+
+    def rpc(self, method: str, params: dict, timeout: float = 300) -> dict:
+        """One gateway request through the client's connection; its result."""
+        answer = self.request({"rpc": method, "params": params})(timeout)
+        if not answer.get("ok"):
+            raise RuntimeError(f"{method} {json.dumps(params)}: {json.dumps(answer)[:2000]}")
+        return answer["result"]
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -1497,37 +1536,33 @@ def fixture_key(name: str) -> str:
     return f"{name}-openclaw-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{_SOURCE_HASH}"
 
 
-def built_fixture(name: str, cache: Path | None = None) -> Path:
-    """The cached build of fixture ``name`` (a folder holding ``state/``, ``expected/``, ``openclaw.json``
-    and ``manifest.json``), building it first if needed. Concurrent callers wait on a lock; a build
-    is renamed into place only when complete, after every OpenClaw process of it has exited."""
-    if name not in BUILDERS:
-        raise ValueError(f"unknown fixture {name!r}; known: {sorted(BUILDERS)}")
-    oc = OpenClaw.installed(cache)
-    fixtures = oc.cache / "fixtures"
-    final = fixtures / fixture_key(name)
+def cached_build(fixtures: Path, key: str, lock: str, build: Callable[[Path], dict]) -> Path:
+    """``fixtures/key``: a complete build (its ``manifest.json`` names no missing piece), made first by
+    ``build(folder)`` (which fills the folder and returns the manifest) if needed. Concurrent callers wait
+    on ``fixtures/.{lock}.lock``; a build is made in a temporary folder and renamed into place only when
+    complete, after every OpenClaw process of it has exited. A build that lacks a piece
+    (:func:`missing_pieces`) is not cached: this process's tests see it and fail on what it lacks (the
+    manifest says why); the next process builds again, until OpenClaw produces every piece."""
+    final = fixtures / key
     if (final / "manifest.json").exists():
         return final
-    if (final.name, oc.cache) in _INCOMPLETE:
-        return _INCOMPLETE[final.name, oc.cache]
-    with _file_lock(fixtures / f".{name}.lock"):
+    if final in _INCOMPLETE:
+        return _INCOMPLETE[final]
+    with _file_lock(fixtures / f".{lock}.lock"):
         if (final / "manifest.json").exists():
             return final
         for stale in fixtures.glob(f".{final.name}.*"):  # left by a killed build; we hold the lock
             shutil.rmtree(stale, ignore_errors=True)
         building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=fixtures))
         try:
-            log: list[str] = []
             started = time.monotonic()
-            manifest = BUILDERS[name](building, oc, log)
+            manifest = build(building)
             manifest["buildSeconds"] = round(time.monotonic() - started, 1)
             (building / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
             if missing_pieces(manifest):
-                # Not cached: this process's tests see the build and fail on what it lacks (the manifest
-                # says why); the next process builds again, until OpenClaw produces every piece.
                 kept = fixtures / f".{final.name}.incomplete-{os.getpid()}"
                 building.rename(kept)
-                _INCOMPLETE[final.name, oc.cache] = kept
+                _INCOMPLETE[final] = kept
                 return kept
             building.rename(final)
         finally:
@@ -1535,8 +1570,33 @@ def built_fixture(name: str, cache: Path | None = None) -> Path:
     return final
 
 
-# Builds this process made that lack a piece (``missing_pieces``): used here, never cached.
-_INCOMPLETE: dict[tuple[str, Path], Path] = {}
+# Builds this process made that lack a piece (``missing_pieces``), by their cache path: used here, never
+# cached.
+_INCOMPLETE: dict[Path, Path] = {}
+
+
+def copy_build(source: Path, dest_dir: Path, items: Sequence[str] = ("state", "manifest.json")) -> dict:
+    """Copy ``items`` of a build into ``dest_dir`` (folders with their symlinks); its manifest."""
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    for item in items:
+        src, dst = source / item, dest_dir / item
+        if src.is_dir():
+            shutil.copytree(src, dst, symlinks=True)
+        else:
+            shutil.copy2(src, dst)
+    return json.loads((dest_dir / "manifest.json").read_text())
+
+
+def built_fixture(name: str, cache: Path | None = None) -> Path:
+    """The cached build of fixture ``name`` (a folder holding ``state/``, ``expected/``, ``openclaw.json``
+    and ``manifest.json``), building it first if needed (:func:`cached_build`)."""
+    if name not in BUILDERS:
+        raise ValueError(f"unknown fixture {name!r}; known: {sorted(BUILDERS)}")
+    oc = OpenClaw.installed(cache)
+    return cached_build(
+        oc.cache / "fixtures", fixture_key(name), name, lambda folder: BUILDERS[name](folder, oc, [])
+    )
 
 
 def missing_pieces(manifest: dict) -> dict[str, str]:
@@ -1553,16 +1613,8 @@ def openclaw_state(name: str, dest_dir: Path, cache: Path | None = None) -> dict
     """Copy fixture ``name`` (built once, then cached) into ``dest_dir``: ``dest_dir/state`` is the state
     dir, ``dest_dir/expected/<agent>/<sid>.jsonl`` the expected transcripts, ``dest_dir/openclaw.json``
     a config naming its agents, ``dest_dir/manifest.json`` the manifest, which is also returned."""
-    source = built_fixture(name, cache)
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    for item in ("state", "expected", "openclaw.json", "manifest.json"):
-        src, dst = source / item, dest_dir / item
-        if src.is_dir():
-            shutil.copytree(src, dst, symlinks=True)
-        else:
-            shutil.copy2(src, dst)
-    return json.loads((dest_dir / "manifest.json").read_text())
+    items = ("state", "expected", "openclaw.json", "manifest.json")
+    return copy_build(built_fixture(name, cache), dest_dir, items)
 
 
 def sessions_listing(

@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import sys
 import tempfile
@@ -64,8 +63,9 @@ from tools.openclaw_fixture import (
     Gateway,
     OpenClaw,
     _Clock,
-    _file_lock,
     _model_config,
+    cached_build,
+    copy_build,
     missing_pieces,
 )
 
@@ -292,53 +292,22 @@ def fixture_key() -> str:
     return f"{NAME}-openclaw-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{_source_hash()}"
 
 
-# Builds this process made that lack a piece (``missing_pieces``): used here, never cached.
-_INCOMPLETE: dict[Path, Path] = {}
-
-
 def built_fixture(cache: Path | None = None) -> Path:
-    """The cached build (a folder holding ``state/`` and ``manifest.json``), building it first if needed;
-    concurrent callers wait on a lock, and a build is renamed into place only when complete."""
+    """The cached build (a folder holding ``state/`` and ``manifest.json``), building it first if needed
+    (:func:`tools.openclaw_fixture.cached_build`)."""
     oc = LegacyOpenClaw.installed(cache)
-    fixtures = oc.cache / "fixtures"
-    final = fixtures / fixture_key()
-    if (final / "manifest.json").exists():
-        return final
-    if final in _INCOMPLETE:
-        return _INCOMPLETE[final]
-    with _file_lock(fixtures / f".{NAME}.lock"):
-        if (final / "manifest.json").exists():
-            return final
-        for stale in fixtures.glob(f".{final.name}.*"):  # left by a killed build; we hold the lock
-            shutil.rmtree(stale, ignore_errors=True)
-        building = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=fixtures))
-        try:
-            log: list[str] = []
-            started = time.monotonic()
-            manifest = _build(building, oc, log)
-            manifest["buildSeconds"] = round(time.monotonic() - started, 1)
-            manifest["buildLog"] = log
-            (building / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
-            if missing_pieces(manifest):
-                kept = fixtures / f".{final.name}.incomplete-{os.getpid()}"
-                building.rename(kept)
-                _INCOMPLETE[final] = kept
-                return kept
-            building.rename(final)
-        finally:
-            shutil.rmtree(building, ignore_errors=True)
-    return final
+
+    def build(folder: Path) -> dict:
+        log: list[str] = []
+        return _build(folder, oc, log) | {"buildLog": log}
+
+    return cached_build(oc.cache / "fixtures", fixture_key(), NAME, build)
 
 
 def legacy_state(dest_dir: Path, cache: Path | None = None) -> dict:
     """Copy the build (made once, then cached) into ``dest_dir``: ``dest_dir/state`` is the state dir,
     ``dest_dir/manifest.json`` the manifest, which is also returned."""
-    source = built_fixture(cache)
-    dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(source / "state", dest_dir / "state", symlinks=True)
-    shutil.copy2(source / "manifest.json", dest_dir / "manifest.json")
-    return json.loads((dest_dir / "manifest.json").read_text())
+    return copy_build(built_fixture(cache), dest_dir)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

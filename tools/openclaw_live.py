@@ -47,11 +47,8 @@ from __future__ import annotations
 
 import contextlib
 import io
-import itertools
 import json
-import queue
 import shutil
-import subprocess
 import sys
 import tempfile
 import threading
@@ -64,12 +61,10 @@ from typing import Any
 from tools.model_standin import INTERNAL_CONTEXT, MODEL_ID, StandIn, _Handler, _text
 from tools.openclaw_fixture import (
     HEARTBEAT_OFF,
-    Gateway,
     OpenClaw,
+    _ChatClient,
     _deleted_exports,
-    _kill_group,
     _model_config,
-    _tail,
     agent_database,
     read_only,
     zst_bytes,
@@ -119,100 +114,6 @@ class HoldingStandIn(StandIn):
                 return False
             self._holding = True
             return True
-
-
-class _Client:
-    """OpenClaw's own chat client (``GatewayChatClient`` of ``dist/gateway-chat-<hash>.mjs``) in one Node
-    process running ``tools/openclaw_live.mjs``: requests run concurrently, each answer comes back with its
-    id. :meth:`send` is a ``chat.send`` whose answer comes once the run's terminal ``chat`` event arrived;
-    :meth:`rpc` one gateway request (``sessions.patch``, ``sessions.delete``)."""
-
-    SCRIPT = Path(__file__).with_name("openclaw_live.mjs")
-
-    def __init__(self, gw: Gateway) -> None:
-        modules = sorted((gw.oc.package / "dist").glob("gateway-chat-*.mjs"))
-        if len(modules) != 1:
-            raise RuntimeError(f"expected one dist/gateway-chat-*.mjs in {gw.oc.package}, found {modules}")
-        environment = gw.oc.environment(gw.state_dir, gw.scratch, gw.config_path, extra=gw.env)
-        self.errors = gw.scratch / "live-client.err"
-        with open(self.errors, "ab") as err:
-            self.process = subprocess.Popen(
-                [str(gw.oc.node), str(self.SCRIPT), str(modules[0]), gw.url, gw.token],
-                env=environment,
-                cwd=gw.scratch,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                text=True,
-                start_new_session=True,
-            )
-        self.ids = itertools.count(1)
-        self.answers: dict[int, queue.Queue[dict]] = {}
-        self.ready: queue.Queue[dict] = queue.Queue()
-        self.lock = threading.Lock()
-        threading.Thread(target=self._read, name="live-client", daemon=True).start()
-        try:
-            ready = self.ready.get(timeout=90)
-        except queue.Empty:
-            ready = {"error": f"no answer in 90 s: {_tail(self.errors)}"}
-        if not ready.get("ready"):
-            self.close()
-            raise RuntimeError(f"OpenClaw's chat client did not connect: {ready}")
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            answer = json.loads(line)
-            if "id" not in answer:
-                self.ready.put(answer)
-                continue
-            with self.lock:
-                self.answers.setdefault(answer["id"], queue.Queue()).put(answer)
-        self.ready.put({"error": f"chat client exited: {_tail(self.errors)}"})
-        with self.lock:
-            for box in self.answers.values():
-                box.put({"ok": False, "error": f"chat client exited: {_tail(self.errors)}"})
-
-    def request(self, request: dict) -> Callable[[float], dict]:
-        """Send ``request``; returns ``wait(timeout)``, which gives its answer."""
-        assert self.process.stdin is not None
-        with self.lock:
-            ident = next(self.ids)
-            box = self.answers.setdefault(ident, queue.Queue())
-            self.process.stdin.write(json.dumps({"id": ident, **request}) + "\n")
-            self.process.stdin.flush()
-
-        def wait(timeout: float) -> dict:
-            try:
-                return box.get(timeout=timeout)
-            except queue.Empty:
-                return {"ok": False, "error": f"no answer in {timeout} s: {_tail(self.errors)}"}
-
-        return wait
-
-    def send(self, key: str, message: str, timeout: float = 300) -> Callable[[float], dict]:
-        return self.request({"key": key, "message": message, "timeoutMs": int(timeout * 1000)})
-
-    def chat(self, key: str, message: str, timeout: float = 300) -> dict:
-        """A ``chat.send`` that must end in a final state (``/new`` answers OpenClaw's ✅ text)."""
-        answer = self.send(key, message, timeout)(timeout + 30)
-        if not answer.get("ok"):
-            raise RuntimeError(f"chat.send {message!r} on {key}: {json.dumps(answer)[:2000]}")
-        return answer
-
-    def rpc(self, method: str, params: dict, timeout: float = 300) -> dict:
-        answer = self.request({"rpc": method, "params": params})(timeout)
-        if not answer.get("ok"):
-            raise RuntimeError(f"{method} {json.dumps(params)}: {json.dumps(answer)[:2000]}")
-        return answer["result"]
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            if self.process.stdin:
-                self.process.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(timeout=20)
-        _kill_group(self.process)
 
 
 @dataclass
@@ -308,7 +209,7 @@ def held_state(
     try:
         with oc.gateway(state, _config(server.base_url), scratch / "gateway") as gw:
             mark("gateway ready")
-            client = _Client(gw)
+            client = _ChatClient(gw)
             try:
                 _build(client, live, database, server, while_held, hold_seconds, mark)
             finally:
@@ -321,7 +222,7 @@ def held_state(
 
 
 def _build(
-    client: _Client,
+    client: _ChatClient,
     live: LiveState,
     database: Path,
     server: HoldingStandIn,
@@ -363,10 +264,10 @@ def _build(
     resets = _event_types(database, busy).count("reset")
     live.produced["reset"] = "yes" if resets == 1 else f"no: {resets} reset events in {busy}"
     timeout = hold_seconds + 120
-    held = client.send(K_BUSY, f"Busy, {HOLD_MARKER}: answer when released.", timeout)
+    held = client.submit(K_BUSY, f"Busy, {HOLD_MARKER}: answer when released.", timeout)
     if not server.held.wait(60):
         raise RuntimeError(f"the held prompt never reached the model: {held(1)}")
-    queued = client.send(K_BUSY, "Busy, sent while the turn runs.", timeout)
+    queued = client.submit(K_BUSY, "Busy, sent while the turn runs.", timeout)
 
     def settled() -> bool:
         rows = _held_rows(database, busy)
