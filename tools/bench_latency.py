@@ -244,53 +244,6 @@ class JsonlAgent:
             return sid, time.time()
 
 
-class Rpc:
-    """Gateway RPCs through OpenClaw's own client (``tools/openclaw_rpc.mjs``), one connection."""
-
-    SCRIPT = Path(__file__).with_name("openclaw_rpc.mjs")
-
-    def __init__(self, gw) -> None:
-        (module,) = sorted((gw.oc.package / "dist").glob("gateway-chat-*.mjs"))
-        environment = gw.oc.environment(gw.state_dir, gw.scratch, gw.config_path, extra=gw.env)
-        self.process = subprocess.Popen(
-            [str(gw.oc.node), str(self.SCRIPT), str(module), gw.url, gw.token],
-            env=environment,
-            cwd=gw.scratch,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
-        )
-        ready = self._answer()
-        if not ready.get("ready"):
-            raise RuntimeError(f"rpc client did not connect: {ready}")
-
-    def _answer(self) -> dict:
-        assert self.process.stdout
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("rpc client exited")
-        return json.loads(line)
-
-    def call(self, method: str, params: dict) -> dict:
-        assert self.process.stdin
-        self.process.stdin.write(json.dumps({"method": method, "params": params}) + "\n")
-        self.process.stdin.flush()
-        answer = self._answer()
-        if not answer.get("ok"):
-            raise RuntimeError(f"{method} {params}: {answer.get('error', '')[:1000]}")
-        return answer["result"]
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            if self.process.stdin:
-                self.process.stdin.close()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(20)
-        if self.process.poll() is None:
-            self.process.kill()
-
-
 class OpenClawFleet:
     """The 10 agents, OpenClaw's gateway on them, and the completions made through it."""
 
@@ -332,8 +285,6 @@ class OpenClawFleet:
         self.gw = self.stack.enter_context(self.oc.gateway(self.state, config, scratch / "gateway"))
         self.chat = _ChatClient(self.gw)
         self.stack.callback(self.chat.close)
-        self.rpc = Rpc(self.gw)
-        self.stack.callback(self.rpc.close)
         log(f"gateway ready ({time.monotonic() - started:.0f} s)")
         # The rollover key's first turn (agent path): its next turn, after the idle window, rolls it over.
         self.rollover_key = "agent:n1:rollover"
@@ -459,7 +410,7 @@ class OpenClawFleet:
             _lifecycle(self.gw, "archive", agent, [key])
         else:  # what the CLI sends, on a connection already open
             params = {"key": key, "agentId": agent, "expectedSessionId": sid, "archived": True}
-            if self.rpc.call("sessions.patch", params).get("entry", {}).get("archivedAt") is None:
+            if self.chat.rpc("sessions.patch", params).get("entry", {}).get("archivedAt") is None:
                 raise RuntimeError(f"{key} not archived")
         database = agent_database(self.state, agent)
         (archived,) = query(database, "SELECT archived_at FROM session_nodes WHERE session_key = ?", (key,))[
@@ -483,7 +434,7 @@ class OpenClawFleet:
             _lifecycle(self.gw, "delete", agent, [key])
         else:  # what the CLI sends, on a connection already open: no CLI start after the last event
             params = {"key": key, "agentId": agent, "expectedSessionId": sid, "deleteTranscript": True}
-            if not self.rpc.call("sessions.delete", params).get("deleted"):
+            if not self.chat.rpc("sessions.delete", params).get("deleted"):
                 raise RuntimeError(f"{key} not deleted")
         created, encoding, blob = query(
             database,
