@@ -45,12 +45,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from tools.airflow_stack import AirflowStack, _descendants
-from tools.make_sample_state import make_state, transcript_lines
+from tools.make_sample_state import LiveJsonlAgent, make_state
 from tools.nexus_standin import NexusStandin
 from tools.openclaw_fixture import (
     HEARTBEAT_OFF,
@@ -203,47 +203,6 @@ def query(database: Path, sql: str, params: tuple = ()) -> list[tuple]:
         return db.execute(sql, params).fetchall()
 
 
-@dataclass
-class JsonlAgent:
-    """A JSONL-era agent as OpenClaw ≤ 2026.7 writes it: transcripts appended in place, ``sessions.json``
-    replaced atomically on every turn."""
-
-    sessions: Path
-    live: dict[str, str] = field(default_factory=dict)  # key -> session id
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def _index(self) -> None:
-        index = {
-            key: {"sessionId": sid, "updatedAt": now_ms(), "sessionFile": str(self.sessions / f"{sid}.jsonl")}
-            for key, sid in self.live.items()
-        }
-        temporary = self.sessions / "sessions.json.tmp"
-        temporary.write_text(json.dumps(index, indent=2))
-        os.replace(temporary, self.sessions / "sessions.json")
-
-    def start(self, key: str) -> str:
-        with self.lock:
-            sid = str(uuid.uuid4())
-            (self.sessions / f"{sid}.jsonl").write_text(transcript_lines(sid, random.Random(sid)))
-            self.live[key] = sid
-            self._index()
-            return sid
-
-    def append(self, key: str) -> None:
-        with self.lock:
-            line = {"type": "message", "message": {"role": "user", "content": f"turn at {time.time():.3f}"}}
-            with (self.sessions / f"{self.live[key]}.jsonl").open("a", encoding="utf-8") as handle:
-                handle.write(json.dumps(line) + "\n")
-            self._index()
-
-    def end(self, key: str) -> tuple[str, float]:
-        """The session ends: its entry leaves the index. Its id and that moment (epoch s)."""
-        with self.lock:
-            sid = self.live.pop(key)
-            self._index()
-            return sid, time.time()
-
-
 class OpenClawFleet:
     """The 10 agents, OpenClaw's gateway on them, and the completions made through it."""
 
@@ -300,7 +259,7 @@ class OpenClawFleet:
         log(f"native agents and {self.pool_size} old sessions written ({time.monotonic() - started:.0f} s)")
         # The JSONL-era agent, after the gateway started (it refuses to start next to a legacy store).
         (self.state / "agents" / PLAIN / "sessions").mkdir(parents=True)
-        self.jsonl = JsonlAgent(self.state / "agents" / PLAIN / "sessions")
+        self.jsonl = LiveJsonlAgent(self.state / "agents" / PLAIN / "sessions")
         self.jsonl.start(f"agent:{PLAIN}:main")
         self.writer = NodeWriter(self.oc.node)
         self.stack.callback(self.writer.close)

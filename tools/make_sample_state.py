@@ -16,6 +16,7 @@ import json
 import os
 import random
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -55,6 +56,55 @@ def transcript_lines(session_id: str, rng: random.Random, turns: int = 3) -> str
             )
         )
     return "\n".join(lines) + "\n"
+
+
+class LiveJsonlAgent:
+    """A JSONL-era agent's live sessions, written as OpenClaw <= 2026.7 writes them while agents chat: one
+    transcript per session appended in place, ``sessions.json`` replaced atomically on every turn. Safe
+    to drive from several threads."""
+
+    def __init__(self, sessions: Path) -> None:
+        self.sessions = sessions
+        self.live: dict[str, str] = {}  # session key -> session id
+        self.lock = threading.Lock()
+
+    def _write_index(self) -> None:
+        index = {
+            key: {
+                "sessionId": sid,
+                "updatedAt": int(time.time() * 1000),
+                "sessionFile": str(self.sessions / f"{sid}.jsonl"),
+            }
+            for key, sid in self.live.items()
+        }
+        temporary = self.sessions / "sessions.json.tmp"
+        temporary.write_text(json.dumps(index, indent=2))
+        os.replace(temporary, self.sessions / "sessions.json")  # OpenClaw replaces its index atomically
+
+    def start(self, key: str) -> str:
+        """A new session under ``key``: its transcript and its index entry. Its id."""
+        with self.lock:
+            sid = str(uuid.uuid4())
+            (self.sessions / f"{sid}.jsonl").write_text(transcript_lines(sid, random.Random(sid)))
+            self.live[key] = sid
+            self._write_index()
+            return sid
+
+    def append(self, key: str) -> None:
+        """A turn: one line appended in place; the entry's ``updatedAt`` moves."""
+        with self.lock:
+            line = {"type": "message", "message": {"role": "user", "content": f"turn at {time.time():.3f}"}}
+            with (self.sessions / f"{self.live[key]}.jsonl").open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(line) + "\n")
+            self._write_index()
+
+    def end(self, key: str) -> tuple[str, float]:
+        """The session ends: its entry leaves the index (its transcript stays where it is). Its id and that
+        moment (epoch s)."""
+        with self.lock:
+            sid = self.live.pop(key)
+            self._write_index()
+            return sid, time.time()
 
 
 def _write(path: Path, content: str, mtime: float) -> None:

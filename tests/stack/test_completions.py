@@ -31,7 +31,7 @@ from openclaw_nexus import discovery, stores
 from tests.openclaw.test_sqlite_store import OPENCLAW_WRITE
 from tests.stack.conftest import stack_env
 from tools.airflow_stack import AirflowStack
-from tools.make_sample_state import make_agent, make_state, transcript_lines
+from tools.make_sample_state import LiveJsonlAgent, make_agent, make_state
 from tools.nexus_standin import NexusStandin
 from tools.openclaw_fixture import OpenClaw
 from tools.sandbox import API_KEY
@@ -117,48 +117,12 @@ class Writer:
 
 
 @dataclass
-class JsonlAgent:
-    """A JSONL-era agent's live sessions: ``sessions.json`` and one appended transcript per session."""
-
-    sessions: Path
-    live: dict[str, str] = field(default_factory=dict)  # session key -> session id
-
-    def write_index(self) -> None:
-        index = {
-            key: {"sessionId": sid, "updatedAt": now_ms(), "sessionFile": str(self.sessions / f"{sid}.jsonl")}
-            for key, sid in self.live.items()
-        }
-        temporary = self.sessions / "sessions.json.tmp"
-        temporary.write_text(json.dumps(index, indent=2))
-        os.replace(temporary, self.sessions / "sessions.json")  # OpenClaw replaces its index atomically
-
-    def start(self, key: str) -> str:
-        sid = str(uuid.uuid4())
-        (self.sessions / f"{sid}.jsonl").write_text(transcript_lines(sid, random.Random(sid)))
-        self.live[key] = sid
-        self.write_index()
-        return sid
-
-    def append(self, key: str) -> None:
-        line = {"type": "message", "message": {"role": "user", "content": f"turn at {time.time():.3f}"}}
-        with (self.sessions / f"{self.live[key]}.jsonl").open("a", encoding="utf-8") as handle:
-            handle.write(json.dumps(line) + "\n")
-        self.write_index()  # a turn moves the entry's updatedAt
-
-    def end(self, key: str) -> str:
-        """The session ends: its entry leaves the index (its transcript stays where it is)."""
-        sid = self.live.pop(key)
-        self.write_index()
-        return sid
-
-
-@dataclass
 class Watched:
     stack: AirflowStack
     nexus: NexusStandin
     state_dir: Path
     writer: Writer
-    files: JsonlAgent
+    files: LiveJsonlAgent
     db_main: str  # the live main session of the database agent
     appending: set[str] = field(default_factory=set)  # JSONL session keys the live writer appends to
     stop: threading.Event = field(default_factory=threading.Event)
@@ -227,7 +191,7 @@ def watched(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watched]:
     root = tmp_path_factory.mktemp("completions")
     state_dir = root / "openclaw"
     _database_agent(state_dir)
-    files = JsonlAgent(state_dir / "agents" / "files" / "sessions")
+    files = LiveJsonlAgent(state_dir / "agents" / "files" / "sessions")
     files.sessions.mkdir(parents=True)
     files.start("agent:files:main")
     files.start("agent:files:chat")
@@ -327,7 +291,7 @@ def test_a_transcript_file_reaches_nexus_once_it_has_settled(watched):
     watched.appending.discard("agent:files:chat")
     time.sleep(0.1)  # a turn in flight finishes
     watched.files.append("agent:files:chat")  # its last turn
-    sid = watched.files.end("agent:files:chat")
+    sid, _ = watched.files.end("agent:files:chat")
     ended = time.time()
     last_write = (watched.files.sessions / f"{sid}.jsonl").stat().st_mtime
 
