@@ -34,19 +34,17 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tools.model_standin import MODEL_ID, StandIn
+from tools.model_standin import StandIn
 from tools.openclaw_fixture import (
-    HEARTBEAT_OFF,
     NODE_VERSION,
     OPENCLAW_VERSION,
     OpenClaw,
-    _model_config,
     agent_database,
     cached_build,
     copy_build,
     read_only,
 )
-from tools.openclaw_legacy import LegacyOpenClaw, _call, _turn
+from tools.openclaw_legacy import LegacyOpenClaw, _call, _turn, gateway_config
 
 CHECKPOINT_AGENT = "main"
 K_WORK = f"agent:{CHECKPOINT_AGENT}:work"
@@ -93,13 +91,7 @@ def _build_checkpoint(dest: Path) -> dict:
     try:
         server = StandIn().start()
         try:
-            config = {
-                "models": _model_config(server.base_url),
-                "agents": {
-                    "defaults": {"model": {"primary": f"standin/{MODEL_ID}"}, "heartbeat": HEARTBEAT_OFF}
-                },
-                "cron": {"enabled": False},
-            }
+            config = gateway_config(server.base_url)
             with LegacyOpenClaw.installed().gateway(state, config, scratch / "gateway") as gw:
                 first = _turn(gw, K_WORK, "Work, first turn.")
                 _turn(gw, K_WORK, "Work, second turn.")

@@ -85,6 +85,17 @@ class LegacyOpenClaw(OpenClaw):
     VERSION = OPENCLAW_VERSION
 
 
+def gateway_config(model_url: str, **extra: Any) -> dict:
+    """A 2026.7.35 gateway's config: every agent on the model stand-in at ``model_url``, no heartbeat, no
+    cron; ``extra`` top-level sections added."""
+    return {
+        "models": _model_config(model_url),
+        "agents": {"defaults": {"model": {"primary": f"standin/{MODEL_ID}"}, "heartbeat": HEARTBEAT_OFF}},
+        "cron": {"enabled": False},
+        **extra,
+    }
+
+
 def _turn(gw: Gateway, key: str, message: str) -> str:
     """One ``openclaw agent`` turn through the gateway; returns the sessionId OpenClaw ran it in."""
     result = gw.run_json(
@@ -127,14 +138,9 @@ def _build(dest: Path, oc: OpenClaw, log: list[str]) -> dict:
         clock.set("-3h")
         server = StandIn().start()
         try:
-            config = {
-                "models": _model_config(server.base_url),
-                "agents": {
-                    "defaults": {"model": {"primary": f"standin/{MODEL_ID}"}, "heartbeat": HEARTBEAT_OFF}
-                },
-                "session": {"reset": {"mode": "idle", "idleMinutes": IDLE_MINUTES}},
-                "cron": {"enabled": False},
-            }
+            config = gateway_config(
+                server.base_url, session={"reset": {"mode": "idle", "idleMinutes": IDLE_MINUTES}}
+            )
             with oc.gateway(state, config, scratch / "gateway", env=clock.env()) as gw:
                 note(f"gateway of {OPENCLAW_VERSION} ready (clock -3h)")
                 ids[K_MAIN].append(_turn(gw, K_MAIN, 'Hello main: café ✓ "quoted" \\ 日本語 🦀'))
