@@ -41,7 +41,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from tools.sandbox import migrate, new_sandbox, run_measuring_rss  # noqa: E402
+from tools.sandbox import migrate, new_sandbox, nexus_connection, run_measuring_rss  # noqa: E402
 
 MB = 1 << 20
 DAG_FILE = ROOT / "dags" / "session_upload_dag.py"
@@ -317,15 +317,7 @@ def bench_e2e(sessions: int, agents: int, era: str = "jsonl", conversations: int
             # Yearly from 2026-01-01: unpausing creates no scheduled run to compete with the measured ones.
             "SESSION_UPLOAD_SCHEDULE": "0 0 1 1 *",
             "OPENCLAW_STATE_DIR": str(dag_state),
-            "AIRFLOW_CONN_NEXUS_DEFAULT": json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": "127.0.0.1",
-                    "port": nexus.port,
-                    "schema": "http",
-                    "password": api_key,
-                }
-            ),
+            "AIRFLOW_CONN_NEXUS_DEFAULT": nexus_connection(nexus.url, api_key),
         }
         with AirflowStack(work / "airflow", env=env) as stack:
             stack.wait_for(
@@ -464,15 +456,7 @@ def bench_run_size(
             "SESSION_UPLOAD_SETTLE_MINUTES": "1440",  # the watcher never signals the measured sessions
             "SESSION_UPLOAD_MAX_SESSIONS": str(drain_max),  # the watcher's runs, in the drain phase
             "OPENCLAW_STATE_DIR": str(state),
-            "AIRFLOW_CONN_NEXUS_DEFAULT": json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": "127.0.0.1",
-                    "port": nexus.port,
-                    "schema": "http",
-                    "password": api_key,
-                }
-            ),
+            "AIRFLOW_CONN_NEXUS_DEFAULT": nexus_connection(nexus.url, api_key),
         }
         with AirflowStack(work / "airflow", env=env) as stack:
             stack.wait_for(

@@ -64,7 +64,7 @@ from tools.openclaw_fixture import (
     agent_database,
     read_only,
 )
-from tools.sandbox import API_KEY
+from tools.sandbox import API_KEY, nexus_connection
 
 NATIVE = [f"n{i}" for i in range(1, 7)]
 MIGRATED = ["m1", "m2", "m3"]
@@ -428,20 +428,16 @@ def _triggerer_ticks(stack: AirflowStack) -> int:
     return total
 
 
-def _connection(nexus_url: str) -> str:
-    host, port = nexus_url.removeprefix("http://").split(":")
-    return json.dumps(
-        {"conn_type": "http", "host": host, "port": int(port), "schema": "http", "password": API_KEY}
-    )
-
-
 @contextlib.contextmanager
 def _stack(kind: str, root: Path, state_dir: Path, nexus_url: str) -> Iterator[AirflowStack]:
     """The stack as shipped: the package's defaults (hourly cron + watcher, settle as shipped, retries as
     shipped), the DAG unpaused from its first parse so the watcher is registered with it."""
     unpaused = {"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"}
     if kind == "embedded":
-        env = {"OPENCLAW_STATE_DIR": str(state_dir), "AIRFLOW_CONN_NEXUS_DEFAULT": _connection(nexus_url)}
+        env = {
+            "OPENCLAW_STATE_DIR": str(state_dir),
+            "AIRFLOW_CONN_NEXUS_DEFAULT": nexus_connection(nexus_url, API_KEY),
+        }
         with AirflowStack(root / "airflow", env={**env, **unpaused}) as stack:
             yield stack
         return

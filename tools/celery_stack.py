@@ -37,7 +37,7 @@ from pathlib import Path
 import redis
 
 from tools.airflow_stack import DAG_ID, AirflowStack, free_port
-from tools.sandbox import ROOT
+from tools.sandbox import ROOT, nexus_connection
 
 # The `airflow` arguments of each component, exactly as docker-compose.yaml's services run them.
 COMPONENTS: dict[str, list[str]] = {
@@ -122,12 +122,9 @@ def deployment_env(**extra: str) -> dict[str, str]:
 def worker_env(state_dir: Path, nexus_url: str, api_key: str) -> dict[str, str]:
     """What only a worker gets, as in docker-compose.yaml: the OpenClaw state dir and the Nexus Connection
     (the API key is its password). No other component needs either."""
-    host, port = nexus_url.removeprefix("http://").split(":")
     return {
         "OPENCLAW_STATE_DIR": str(state_dir),
-        "AIRFLOW_CONN_NEXUS_DEFAULT": json.dumps(
-            {"conn_type": "http", "host": host, "port": int(port), "schema": "http", "password": api_key}
-        ),
+        "AIRFLOW_CONN_NEXUS_DEFAULT": nexus_connection(nexus_url, api_key),
     }
 
 

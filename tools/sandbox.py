@@ -24,6 +24,15 @@ BIN = Path(sys.executable).parent
 API_KEY = "nxk-e2e-4f1c9b7e2d-SECRET"  # tests and demo only
 
 
+def nexus_connection(nexus_url: str, api_key: str) -> str:
+    """``AIRFLOW_CONN_NEXUS_DEFAULT`` for the stand-in at ``nexus_url`` (``http://127.0.0.1:PORT``): an
+    HTTP Connection whose password is the API key."""
+    host, port = nexus_url.removeprefix("http://").split(":")
+    return json.dumps(
+        {"conn_type": "http", "host": host, "port": int(port), "schema": "http", "password": api_key}
+    )
+
+
 def base_env(
     home: Path, bin_dir: Path = BIN, dags: Path = ROOT / "dags", plugins: Path = ROOT / "plugins"
 ) -> dict[str, str]:
@@ -96,19 +105,10 @@ class AirflowSandbox:
     plugins: Path = ROOT / "plugins"
 
     def env(self) -> dict[str, str]:
-        host, port = self.nexus_url.removeprefix("http://").split(":")
         env = base_env(self.home, self.bin_dir, self.dags, self.plugins)
         env.update(
             OPENCLAW_STATE_DIR=str(self.state_dir),
-            AIRFLOW_CONN_NEXUS_DEFAULT=json.dumps(
-                {
-                    "conn_type": "http",
-                    "host": host,
-                    "port": int(port),
-                    "schema": "http",
-                    "password": self.api_key,
-                }
-            ),
+            AIRFLOW_CONN_NEXUS_DEFAULT=nexus_connection(self.nexus_url, self.api_key),
         )
         if self.fast_retries:
             # The policy is the same, only the waits are short.
