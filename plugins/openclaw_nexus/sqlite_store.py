@@ -880,10 +880,6 @@ class SqliteStore:
 
     def _record_copy(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
         staged, duplicate = receipt["staged"], receipt.get("duplicateOf")
-        if session.get("sentAsLast"):
-            archive.mark_sent_as_last(
-                self.sessions_dir, conversations.stem(session["sessionId"], session["conversation"])
-            )
         if duplicate:
             (self.sessions_dir / staged).unlink(missing_ok=True)
             # The copy with these bytes now stands for the session as it is: later runs see it as done.
