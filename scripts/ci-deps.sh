@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the test suite needs beyond .venv: chromium, driven by Playwright in
 # tests/stack/test_ui_browser.py (Playwright's own browser download is never used), and faketime, whose
-# libfaketime moves the OpenClaw gateway's clock when tools/openclaw_fixture.py builds SQLite-era state
+# libfaketime moves the OpenClaw gateway's clock when tools/openclaw/fixture.py builds SQLite-era state
 # (idle rollovers, cold storage). Idempotent.
 set -euo pipefail
 missing=()

@@ -3,7 +3,7 @@
 # (the Airflow metadata DB and Celery result backend) and Redis on 127.0.0.1:6379 (the Celery broker).
 # Idempotent: whatever already answers is left alone; whatever is down is started, then waited for.
 # It never creates databases or flushes anything: each test session makes (and drops) its own database
-# and uses its own Redis key prefix (tools/celery_stack.py).
+# and uses its own Redis key prefix (tools/stacks/celery_stack.py).
 #
 #   bash scripts/services.sh          # from .ci/run, before pytest; tests/celery also calls it
 #

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from tools import adoption
-from tools.nexus_standin import NexusStandin
-from tools.sandbox import API_KEY, migrate
+from tools.stacks import adoption
+from tools.stacks.sandbox import API_KEY, migrate
+from tools.standins.nexus import NexusStandin
 
 
 @pytest.fixture(scope="session")

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from openclaw_nexus import __version__
 from tests.e2e.test_dag_runs import assert_received_exactly, sessions_of, snapshot_tree
-from tools import adoption
-from tools.make_sample_state import make_state
-from tools.sandbox import API_KEY, ROOT, AirflowSandbox
+from tools.demo.sample_state import make_state
+from tools.stacks import adoption
+from tools.stacks.sandbox import API_KEY, ROOT, AirflowSandbox
 
 
 def test_the_venv_has_the_lowest_releases_and_the_package_from_the_wheel(lowest_venv, dists, tmp_path):

@@ -19,9 +19,9 @@ from packaging.version import Version
 
 from openclaw_nexus import __version__
 from tests.e2e.test_dag_runs import assert_received_exactly, sessions_of, snapshot_tree
-from tools import adoption
-from tools.make_sample_state import make_state
-from tools.sandbox import API_KEY, ROOT, AirflowSandbox, migrate
+from tools.demo.sample_state import make_state
+from tools.stacks import adoption
+from tools.stacks.sandbox import API_KEY, ROOT, AirflowSandbox, migrate
 
 SECTION = "## Add it to your Airflow"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.celery_stack import ensure_services
+from tools.stacks.celery_stack import ensure_services
 
 
 @pytest.fixture(scope="session", autouse=True)

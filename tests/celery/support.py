@@ -7,7 +7,7 @@ import json
 import re
 from pathlib import Path
 
-from tools.nexus_standin import NexusStandin
+from tools.standins.nexus import NexusStandin
 
 FILE_TASKS = {"find_agents", "discover", "deliver.upload", "deliver.archive"}
 DEFAULT_QUEUE_TASKS = {"select", "job_result"}

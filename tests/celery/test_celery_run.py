@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 
 from tests.celery.support import executed, received, sessions_of, snapshot_tree
-from tools.airflow_stack import DAG_ID
-from tools.celery_stack import (
+from tools.demo.sample_state import make_state
+from tools.stacks.airflow_stack import DAG_ID
+from tools.stacks.celery_stack import (
     COMPONENTS,
     WORKER,
     CeleryStack,
@@ -26,9 +27,8 @@ from tools.celery_stack import (
     postgres_database,
     worker_env,
 )
-from tools.make_sample_state import make_state
-from tools.nexus_standin import NexusStandin
-from tools.sandbox import API_KEY, BIN
+from tools.stacks.sandbox import API_KEY, BIN
+from tools.standins.nexus import NexusStandin
 
 AGENTS = ["main", "research"]
 # The components whose start environment /proc/<pid>/environ still shows (the api-server and the Celery

@@ -28,7 +28,8 @@ from tests.celery.support import (
     sessions_of,
     snapshot_tree,
 )
-from tools.celery_stack import (
+from tools.demo.sample_state import make_state
+from tools.stacks.celery_stack import (
     CeleryStack,
     celery_stack,
     deployment_env,
@@ -36,9 +37,8 @@ from tools.celery_stack import (
     worker_command,
     worker_env,
 )
-from tools.make_sample_state import make_state
-from tools.nexus_standin import NexusStandin
-from tools.sandbox import API_KEY
+from tools.stacks.sandbox import API_KEY
+from tools.standins.nexus import NexusStandin
 
 # host -> (agents, completed sessions per agent, seed): both hosts have an agent "main".
 HOSTS = {"a": (["main", "alpha"], 2, 11), "b": (["main"], 3, 22)}

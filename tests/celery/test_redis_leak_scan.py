@@ -1,6 +1,6 @@
-"""tools.celery_stack's search for the key in Redis (``CeleryStack.leaks()``, which test_celery_run.py and
-test_fleet.py call after their stack stopped): it searches what the stack's keys held when ``stop()``
-deleted them, kombu's base64 message bodies decoded, and no other stack's keys.
+"""tools.stacks.celery_stack's search for the key in Redis (``CeleryStack.leaks()``, which
+test_celery_run.py and test_fleet.py call after their stack stopped): it searches what the stack's keys
+held when ``stop()`` deleted them, kombu's base64 message bodies decoded, and no other stack's keys.
 
 No Airflow is started: the keys are planted under the stack's prefix as kombu's Redis transport writes
 them (a queued message in a list, an unacked ``[message, exchange, routing_key]`` in a hash, a binding in a
@@ -13,7 +13,7 @@ import base64
 import json
 from pathlib import Path
 
-from tools.celery_stack import celery_stack, new_key_prefix, postgres_database, redis_client
+from tools.stacks.celery_stack import celery_stack, new_key_prefix, postgres_database, redis_client
 
 SECRET = "nxk-celery-leak-scan-6f1e0c2b9a-SECRET"
 

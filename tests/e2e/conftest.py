@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.make_sample_state import make_state
-from tools.nexus_standin import NexusStandin
-from tools.openclaw_fixture import OpenClaw
-from tools.sandbox import API_KEY, migrate, new_sandbox
+from tools.demo.sample_state import make_state
+from tools.openclaw.fixture import OpenClaw
+from tools.stacks.sandbox import API_KEY, migrate, new_sandbox
+from tools.standins.nexus import NexusStandin
 
 DATABASE = Path("agent") / "openclaw-agent.sqlite"
 

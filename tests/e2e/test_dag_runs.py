@@ -6,8 +6,8 @@ import json
 import subprocess
 from pathlib import Path
 
-from tools.make_sample_state import make_state
-from tools.sandbox import API_KEY
+from tools.demo.sample_state import make_state
+from tools.stacks.sandbox import API_KEY
 
 NOTE_AUTHOR = "session_upload"  # dag_run_note.user_id of the notes openclaw_nexus.run_notes writes
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import pytest
 
 from tests.privileges import modes_apply_prefix
-from tools.make_sample_state import make_state
-from tools.nexus_standin import NexusStandin
-from tools.sandbox import API_KEY, AirflowSandbox, DagRunOutcome, new_sandbox
+from tools.demo.sample_state import make_state
+from tools.stacks.sandbox import API_KEY, AirflowSandbox, DagRunOutcome, new_sandbox
+from tools.standins.nexus import NexusStandin
 
 UPLOAD, ARCHIVE = "deliver.upload", "deliver.archive"
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 from tests.e2e.test_dag_runs import assert_received_exactly, snapshot_tree
-from tools.make_sample_state import make_state
-from tools.sandbox import API_KEY, new_sandbox
+from tools.demo.sample_state import make_state
+from tools.stacks.sandbox import API_KEY, new_sandbox
 
 
 def test_the_job_runs_on_nemoclaw_sandbox_layout_and_still_refuses_escapes(template_home, tmp_path, nexus):

@@ -1,4 +1,4 @@
-"""End-to-end on a JSONL-era agent written by OpenClaw 2026.7.35 itself (``tools/openclaw_legacy.py``).
+"""End-to-end on a JSONL-era agent written by OpenClaw 2026.7.35 itself (``tools/openclaw/legacy.py``).
 
 The state: one agent whose ``sessions/`` OpenClaw filled through ``openclaw agent`` turns against the model
 stand-in: a transcript renamed by ``sessions.reset`` (``<sid>.jsonl.reset.<ts>``), one renamed by
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.openclaw_fixture import OpenClaw, agent_database, missing_pieces
-from tools.openclaw_legacy import AGENT, OPENCLAW_VERSION, legacy_state
+from tools.openclaw.fixture import OpenClaw, agent_database, missing_pieces
+from tools.openclaw.legacy import AGENT, OPENCLAW_VERSION, legacy_state
 
 ARCHIVE = "archive"
 

@@ -18,9 +18,9 @@ import pytest
 
 from tests.e2e.conftest import DATABASE, assert_database_untouched, database_files
 from tests.e2e.test_dag_runs import snapshot_tree
-from tools.make_sample_state import make_state
-from tools.openclaw_fixture import OpenClaw
-from tools.sandbox import API_KEY
+from tools.demo.sample_state import make_state
+from tools.openclaw.fixture import OpenClaw
+from tools.stacks.sandbox import API_KEY
 
 APPEND_EVENT = """
 const { DatabaseSync } = require("node:sqlite");

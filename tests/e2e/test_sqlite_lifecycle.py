@@ -9,8 +9,8 @@ import json
 import zstandard
 
 from tests.e2e.conftest import assert_database_untouched, database_files
-from tools.openclaw_fixture import OpenClaw, default_config
-from tools.sandbox import API_KEY
+from tools.openclaw.fixture import OpenClaw, default_config
+from tools.stacks.sandbox import API_KEY
 
 
 def test_a_session_uploaded_from_the_database_then_deleted_by_openclaw_is_not_sent_twice(

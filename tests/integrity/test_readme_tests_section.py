@@ -4,9 +4,9 @@
   Tests section a bare ``test_*.py`` name, which lives in the folder of the bullet it is in.
 - Every folder under ``tests/`` holding test files has its bullet in the section.
 - A file listed after "state written by OpenClaw" (up to the end of its bullet) builds its state with
-  OpenClaw: it imports from ``tools.openclaw_fixture``, or takes a pytest fixture (from its own module or a
+  OpenClaw: it imports from ``tools.openclaw.fixture``, or takes a pytest fixture (from its own module or a
   ``conftest.py`` above it) that does, directly or through other fixtures. A file listed after "state from
-  the project's generator" imports ``tools.make_sample_state`` and never OpenClaw.
+  the project's generator" imports ``tools.demo.sample_state`` and never OpenClaw.
 """
 
 from __future__ import annotations
@@ -16,12 +16,12 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.sandbox import ROOT
+from tools.stacks.sandbox import ROOT
 
 README = ROOT / "README.md"
 TESTS = ROOT / "tests"
-OPENCLAW = "tools.openclaw_fixture"
-GENERATOR = "tools.make_sample_state"
+OPENCLAW = "tools.openclaw.fixture"
+GENERATOR = "tools.demo.sample_state"
 OPENCLAW_CLAIM = "state written by OpenClaw"
 GENERATOR_CLAIM = "state from the project's generator"
 
@@ -113,7 +113,7 @@ def _is_fixture(node: ast.FunctionDef) -> bool:
 
 
 def fixtures_using_openclaw(files: list[Path]) -> set[str]:
-    """The fixtures defined in these modules that use a name imported from tools.openclaw_fixture, or
+    """The fixtures defined in these modules that use a name imported from tools.openclaw.fixture, or
     take such a fixture (to a fixed point: the later file's definitions win, as pytest's nearer conftest)."""
     defined: dict[str, tuple[set[str], bool]] = {}
     for path in files:

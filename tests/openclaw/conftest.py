@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.make_sample_state import make_state
-from tools.openclaw_fixture import OpenClaw
+from tools.demo.sample_state import make_state
+from tools.openclaw.fixture import OpenClaw
 
 
 @pytest.fixture(scope="session")

@@ -27,7 +27,7 @@ from tests.openclaw.test_sqlite_store import (
     query,
 )
 from tests.oracle import conversations_of
-from tools.openclaw_fixture import OpenClaw, read_only, rows_transcript
+from tools.openclaw.fixture import OpenClaw, read_only, rows_transcript
 
 
 def rows(state: Path, sid: str) -> list[tuple[int, str, int]]:

@@ -13,7 +13,7 @@ from openclaw_nexus import discovery, stores
 from openclaw_nexus.detector import Detector, key_of
 from tests.delivery import deliver
 from tests.openclaw.test_sqlite_store import database, main_sid, openclaw_write, query
-from tools.make_sample_state import make_state
+from tools.demo.sample_state import make_state
 
 
 class Frozen:

@@ -1,4 +1,4 @@
-"""The OpenClaw fixture (tools/openclaw_fixture.py) checked against the databases OpenClaw 2026.9.6 wrote,
+"""The OpenClaw fixture (tools/openclaw/fixture.py) checked against the databases OpenClaw 2026.9.6 wrote,
 read with Python's sqlite3 read-only: the manifest's claims (era, schema, live and completed sessions) and
 its expected transcripts, cross-checked with the rows (``event_json`` / decoded ``event_zstd`` + ``\\n``)
 and with OpenClaw's own ``sessions --json`` listing.
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from tools import openclaw_fixture as fx
+from tools.openclaw import fixture as fx
 
 SQLITE_AGENTS = ["native", "legacy", "chat"]
 

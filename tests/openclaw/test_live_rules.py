@@ -1,6 +1,6 @@
 """The live rules of ``sqlite_store`` on states OpenClaw produced through its gateway, offline.
 
-``tools/openclaw_live.py``, OpenClaw 2026.9.6: a turn held in flight by the model stand-in (OpenClaw
+``tools/openclaw/live.py``, OpenClaw 2026.9.6: a turn held in flight by the model stand-in (OpenClaw
 marks its window ``status = 'running'``), a message sent while it runs (OpenClaw keeps it in
 ``session_pending_inputs``, ``state = 'queued'``), and a completed session compacted by ``/compact`` and
 archived. The package's discovery and exports run while the turn is held, inside the fixture's lifetime.
@@ -8,13 +8,13 @@ The expected bytes are OpenClaw's own deletion exports of both sessions (taken t
 the turn was released), split at reset events with the json library (``tests.oracle``): never the
 package's reader.
 
-``tools/openclaw_checkpoint.py``: OpenClaw 2026.9.6 writes no compaction checkpoint (it retired
+``tools/openclaw/checkpoint.py``: OpenClaw 2026.9.6 writes no compaction checkpoint (it retired
 ``compactionCheckpoints``; its compaction appends an event to the open session), so one is written by
 OpenClaw 2026.7.35, carried over by its ``sessions.reset`` to the next session, and migrated by 2026.9.6's
 doctor. The expected bytes are the ``.reset.`` file as 2026.7.35 wrote it.
 
 OpenClaw's gateway leaves a running window or a queued input on no session but its node's current one
-(archive, delete and reset drain or abort the run first; the code is quoted in ``tools/openclaw_live.py``).
+(archive, delete and reset drain or abort the run first; the code is quoted in ``tools/openclaw/live.py``).
 So on this state the in-flight session is also its node's current session: these tests show that
 OpenClaw's in-flight state stays out of the upload and everything finished still goes, not which single
 rule keeps it out; ``test_sqlite_store.py`` isolates each rule on hand-written rows.
@@ -30,9 +30,9 @@ import pytest
 
 from openclaw_nexus import discovery, sqlite_store, stores
 from tests.oracle import conversations_of
-from tools.openclaw_checkpoint import CHECKPOINT_AGENT, CHECKPOINT_PIECES, K_WORK, checkpoint_state
-from tools.openclaw_fixture import agent_database, read_only
-from tools.openclaw_live import AGENT, K_BUSY, K_DONE, held_state
+from tools.openclaw.checkpoint import CHECKPOINT_AGENT, CHECKPOINT_PIECES, K_WORK, checkpoint_state
+from tools.openclaw.fixture import agent_database, read_only
+from tools.openclaw.live import AGENT, K_BUSY, K_DONE, held_state
 
 WINDOW = discovery.Window(now=4102444800.0, settle_seconds=0)  # 2100: everything has settled
 QUEUED_TEXT = "Busy, sent while the turn runs."

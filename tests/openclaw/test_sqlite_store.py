@@ -16,7 +16,7 @@ import pytest
 import zstandard
 
 from openclaw_nexus import discovery, sqlite_store, stores
-from tools.openclaw_fixture import OpenClaw
+from tools.openclaw.fixture import OpenClaw
 
 # Runs SQL statements (argv[2], a JSON list of [sql, params]) in one write transaction; a parameter
 # {"zstd": "text"} becomes that text compressed by Node's zstd, as OpenClaw stores large events, and

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.airflow_stack import AirflowStack
-from tools.make_sample_state import HOUR, make_agent
-from tools.nexus_standin import NexusStandin
-from tools.sandbox import API_KEY
+from tools.demo.sample_state import HOUR, make_agent
+from tools.stacks.airflow_stack import AirflowStack
+from tools.stacks.sandbox import API_KEY
+from tools.standins.nexus import NexusStandin
 
 SCHEDULED_SETTLE_MINUTES = 600
 SCHEDULED_AGENT = "sched-agent"

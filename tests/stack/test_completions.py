@@ -30,11 +30,11 @@ import pytest
 from openclaw_nexus import discovery, stores
 from tests.openclaw.test_sqlite_store import OPENCLAW_WRITE
 from tests.stack.conftest import stack_env
-from tools.airflow_stack import AirflowStack
-from tools.make_sample_state import LiveJsonlAgent, make_agent, make_state
-from tools.nexus_standin import NexusStandin
-from tools.openclaw_fixture import OpenClaw
-from tools.sandbox import API_KEY
+from tools.demo.sample_state import LiveJsonlAgent, make_agent, make_state
+from tools.openclaw.fixture import OpenClaw
+from tools.stacks.airflow_stack import AirflowStack
+from tools.stacks.sandbox import API_KEY
+from tools.standins.nexus import NexusStandin
 
 COMPLETIONS = "openclaw://completions"
 MAX_SESSIONS = 2

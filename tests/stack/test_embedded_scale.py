@@ -1,4 +1,4 @@
-"""The embedded default (SQLite + LocalExecutor, tools.airflow_stack.EMBEDDED_SQLITE) carries a run of
+"""The embedded default (SQLite + LocalExecutor, tools.stacks.airflow_stack.EMBEDDED_SQLITE) carries a run of
 200 completed sessions (407 task instances) to a green end on 2 cores, with its triggerer writing to the
 same SQLite file about every second. With Airflow's own defaults the scheduler died of `database is
 locked` at this size (see docs/running.md). No task is retried (no spurious retries from lock waits) and

@@ -8,7 +8,7 @@ import os
 from datetime import UTC, datetime, timedelta
 
 from tests.stack.conftest import SCHEDULED_AGENT, snapshot_tree
-from tools.make_sample_state import HOUR
+from tools.demo.sample_state import HOUR
 
 DAG = "/api/v2/dags/session_upload"
 

@@ -1,8 +1,8 @@
-"""The embedded default's triggerer (tools.airflow_stack.COMPONENTS: ``airflow triggerer --skip-serve-logs``),
-which will run the package's completion watcher: alive in the metadata DB and heartbeating, started with the
-same environment as the other components (the OpenClaw state dir, the Nexus Connection, the tuned SQLite
-URL), without a log server, its output in the stack's logs folder. Its cost is measured from /proc and
-printed."""
+"""The embedded default's triggerer (tools.stacks.airflow_stack.COMPONENTS:
+``airflow triggerer --skip-serve-logs``), which will run the package's completion watcher: alive in the
+metadata DB and heartbeating, started with the same environment as the other components (the OpenClaw state
+dir, the Nexus Connection, the tuned SQLite URL), without a log server, its output in the stack's logs folder.
+Its cost is measured from /proc and printed."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tools.airflow_stack import _descendants
+from tools.stacks.airflow_stack import _descendants
 
 
 def _tree(pid: int) -> list[int]:
@@ -124,7 +124,7 @@ def _memory_kb(pids: list[int]) -> tuple[int, int]:
 
 def test_triggerer_cost(live):
     """What the triggerer costs with the watcher polling and nothing to signal, printed; the figure for the
-    README comes from ``tools/bench.py latency``'s idle phase. The bounds only catch a gross regression on
+    README comes from ``tools/bench latency``'s idle phase. The bounds only catch a gross regression on
     a shared machine: a busy loop takes a whole core (CPU 100 %), a log server or a leak hundreds of MB."""
     pids = _tree(live.stack.processes["triggerer"].pid)
     rss, pss = _memory_kb(pids)

@@ -41,11 +41,11 @@ import pytest
 
 from tests.stack.conftest import stack_env
 from tests.stack.test_completions import COMPLETIONS, Writer
-from tools.airflow_stack import COMPONENTS, AirflowStack
-from tools.make_sample_state import make_state
-from tools.nexus_standin import NexusStandin
-from tools.openclaw_fixture import OpenClaw
-from tools.sandbox import API_KEY
+from tools.demo.sample_state import make_state
+from tools.openclaw.fixture import OpenClaw
+from tools.stacks.airflow_stack import COMPONENTS, AirflowStack
+from tools.stacks.sandbox import API_KEY
+from tools.standins.nexus import NexusStandin
 
 WATCHER_CLASSPATH = "openclaw_nexus.watcher.CompletionTrigger"
 KEYS = ("main", "telegram:direct:42")  # each generated agent's two live sessions

@@ -1,4 +1,4 @@
-"""The drain-time arithmetic of `tools/bench.py run-size` (pure): how long a backlog takes in consecutive
+"""The drain-time arithmetic of `tools/bench run-size` (pure): how long a backlog takes in consecutive
 runs of one size, from the measured seconds per run size and the gap between runs. The expected values
 are worked by hand here, not by the code under test."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from tools.bench import drain_seconds, run_seconds_at
+from tools.bench.cli import drain_seconds, run_seconds_at
 
 MEASURED = {100: 40.0, 300: 130.0, 500: 250.0, 1000: 700.0}
 

@@ -1,6 +1,6 @@
-"""Smoke test of the SQLite-era benchmarks (tools/bench.py) at a tiny scale: the databases OpenClaw
+"""Smoke test of the SQLite-era benchmarks (tools/bench) at a tiny scale: the databases OpenClaw
 writes are scaled in SQL, discovered, exported and uploaded, so the figures the benchmarks print come
-from code that works. Needs OpenClaw (tools/openclaw_fixture installs it once, cached)."""
+from code that works. Needs OpenClaw (tools/openclaw/fixture installs it once, cached)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ import pytest
 from openclaw_nexus import sqlite_store
 from openclaw_nexus.discovery import Window, list_agents
 from openclaw_nexus.stores import scan_agent
-from tools import bench
-from tools.nexus_standin import NexusStandin
-from tools.openclaw_fixture import OpenClaw
+from tools.bench import cli as bench
+from tools.openclaw.fixture import OpenClaw
+from tools.standins.nexus import NexusStandin
 
 
 @pytest.fixture(scope="module", autouse=True)

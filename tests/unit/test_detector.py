@@ -1,4 +1,4 @@
-"""openclaw_nexus.detector on JSONL-era state dirs (``tools.make_sample_state``): what a poll signals, what
+"""openclaw_nexus.detector on JSONL-era state dirs (``tools.demo.sample_state``): what a poll signals, what
 it scans, and what it costs. Time is an injected clock that moves only when a test moves it."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from openclaw_nexus import discovery, stores
 from openclaw_nexus.detector import Detector
 from tests.delivery import deliver
-from tools.make_sample_state import make_state, transcript_lines
+from tools.demo.sample_state import make_state, transcript_lines
 
 
 class Clock:

@@ -9,8 +9,8 @@ import shutil
 
 import pytest
 
-from tools import openclaw_fixture
-from tools.openclaw_fixture import OpenClaw, built_fixture, fixture_key, missing_pieces
+from tools.openclaw import fixture as openclaw_fixture
+from tools.openclaw.fixture import OpenClaw, built_fixture, fixture_key, missing_pieces
 
 
 def test_missing_pieces_reads_every_produced_entry():

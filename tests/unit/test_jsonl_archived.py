@@ -2,7 +2,7 @@
 transcript stays in place) is finished: sent once from a copy, never moved, sent again only when its
 file changed (restored, continued, archived again). The pure store, no Airflow, no HTTP.
 
-What OpenClaw 2026.7.35 does, as run by ``tools/openclaw_legacy.py``: ``sessions.patch {archived: true}``
+What OpenClaw 2026.7.35 does, as run by ``tools/openclaw/legacy.py``: ``sessions.patch {archived: true}``
 adds ``archivedAt`` (epoch ms) to the entry and leaves ``<sid>.jsonl`` byte for byte; ``{archived: false}``
 removes the field, and the next turn appends to the same file under the same ``sessionId``.
 """

@@ -1,4 +1,5 @@
-"""The Nexus stand-in (tools/nexus_standin.py): what it records, how it rejects, and each fault it injects."""
+"""The Nexus stand-in (tools/standins/nexus.py): what it records, how it rejects, and each fault it
+injects."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tools.nexus_standin import NexusStandin
+from tools.standins.nexus import NexusStandin
 
 ROOT = Path(__file__).resolve().parents[2]
 # Distinctive, so a leak anywhere is found by a plain substring search.
@@ -311,7 +312,7 @@ def test_keep_alive_serves_several_requests_on_one_connection(server):
 def test_cli_serves_on_a_free_port_and_stops_on_sigterm(tmp_path):
     port_file, record_dir = tmp_path / "port", tmp_path / "nexus"
     env = {**os.environ, "NEXUS_STANDIN_TEST_KEY": API_KEY}
-    command = [sys.executable, str(ROOT / "tools" / "nexus_standin.py"), "--port", "0"]
+    command = [sys.executable, str(ROOT / "tools" / "standins" / "nexus.py"), "--port", "0"]
     command += ["--api-key-env", "NEXUS_STANDIN_TEST_KEY", "--record-dir", str(record_dir)]
     command += ["--port-file", str(port_file), "--no-store-bodies"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tools.nexus_standin import NexusStandin
+from tools.standins.nexus import NexusStandin
 
 API_KEY = "nxk-unit-faults-5e1a7c3b90-SECRET"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from openclaw_nexus import runs
-from tools.make_sample_state import make_state
+from tools.demo.sample_state import make_state
 
 
 class TaskInstance:

@@ -23,7 +23,7 @@ from structlog.testing import capture_logs
 from openclaw_nexus import discovery, stores, watcher
 from openclaw_nexus.detector import Detector
 from openclaw_nexus.watcher import CompletionTrigger
-from tools.make_sample_state import make_state
+from tools.demo.sample_state import make_state
 
 FAST = {"poll_seconds": 0.05, "batch_seconds": 1.0, "settle_seconds": 0, "sweep_per_poll": 1}
 

@@ -1,22 +1,22 @@
 """Benchmarks: figures side by side, measured in one run on this machine. Not part of the test suite.
 
-    python tools/bench.py import                 DAG file import cost beyond `import airflow.sdk`
-    python tools/bench.py discovery [--files N]  classify N files in one sessions folder
-    python tools/bench.py memory [--sizes MB,..] peak RSS of an upload run per transcript size vs idle
-    python tools/bench.py e2e [--sessions N --agents M]   the DAG vs Airflow's floor vs the plain loop
-    python tools/bench.py sqlite-discovery [--db-sessions N --files N --exports N]
+    python -m tools.bench import                 DAG file import cost beyond `import airflow.sdk`
+    python -m tools.bench discovery [--files N]  classify N files in one sessions folder
+    python -m tools.bench memory [--sizes MB,..] peak RSS of an upload run per transcript size vs idle
+    python -m tools.bench e2e [--sessions N --agents M]   the DAG vs Airflow's floor vs the plain loop
+    python -m tools.bench sqlite-discovery [--db-sessions N --files N --exports N]
                                                  SQLite era: scan an agent database of N sessions beside
                                                  the JSONL era's N files; read transactions of exports
-    python tools/bench.py sqlite-memory [--sizes MB,..]   peak RSS: a JSONL file vs SQLite zstd rows
-    python tools/bench.py sqlite-e2e [--sessions N --agents M]   e2e with SQLite-era sessions
-    python tools/bench.py run-size [--sizes-sessions 100,300,500,1000 --backlogs 1000,3000]
+    python -m tools.bench sqlite-memory [--sizes MB,..]   peak RSS: a JSONL file vs SQLite zstd rows
+    python -m tools.bench sqlite-e2e [--sessions N --agents M]   e2e with SQLite-era sessions
+    python -m tools.bench run-size [--sizes-sessions 100,300,500,1000 --backlogs 1000,3000]
                                                  floor and DAG per run size (watcher attached); the
                                                  time to drain a backlog in runs of each size
-    python tools/bench.py latency [--stacks embedded,celery --minutes 15 --idle-minutes 10]
+    python -m tools.bench latency [--stacks embedded,celery --minutes 15 --idle-minutes 10]
                                                  completion -> Nexus latency of the real DAG with
                                                  its watcher, per kind, beside today's cron
-                                                 (tools/bench_latency.py)
-    python tools/bench.py all                    (every section but latency)
+                                                 (tools/bench/latency.py)
+    python -m tools.bench all                    (every section but latency)
 
 Each section prints a Markdown table (what the README's benchmark section shows).
 """
@@ -38,13 +38,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
-from tools.sandbox import migrate, new_sandbox, nexus_connection, run_measuring_rss  # noqa: E402
+from tools.stacks.sandbox import migrate, new_sandbox, nexus_connection, run_measuring_rss  # noqa: E402
 
 MB = 1 << 20
 DAG_FILE = ROOT / "dags" / "session_upload_dag.py"
+# The no-op DAG of the same shape: Airflow's floor.
+FLOOR_DAG_FILE = Path(__file__).with_name("dags") / "session_upload_floor.py"
 
 
 def table(title: str, header: list[str], rows: list[list[object]]) -> None:
@@ -209,7 +211,7 @@ def _dags_test_peak_rss(sandbox, output: Path | None = None) -> tuple[int, float
 
 
 def bench_memory(sizes_mb: list[int]) -> None:
-    from tools.nexus_standin import NexusStandin
+    from tools.standins.nexus import NexusStandin
 
     work = Path(tempfile.mkdtemp(prefix="bench-memory-"))
     template = work / "template"
@@ -246,7 +248,7 @@ def bench_memory(sizes_mb: list[int]) -> None:
 def _bench_state(root: Path, sessions: int, agents: int, prefix: str, age: float = 3600) -> None:
     """``sessions`` completed transcripts (a few KB each) spread over ``agents`` agents, ``age`` seconds
     old; added beside what the agents' folders already hold."""
-    from tools.make_sample_state import transcript_lines
+    from tools.demo.sample_state import transcript_lines
 
     old = time.time() - age
     rng = __import__("random").Random(5)
@@ -286,14 +288,16 @@ def _lock_errors(stack) -> dict[str, int]:
 
 
 def bench_e2e(sessions: int, agents: int, era: str = "jsonl", conversations: int = 1) -> None:
-    from tools.airflow_stack import AirflowStack
-    from tools.nexus_standin import NexusStandin
+    from tools.stacks.airflow_stack import AirflowStack
+    from tools.standins.nexus import NexusStandin
 
     work = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     dags = work / "dags"
     dags.mkdir()
     (dags / DAG_FILE.name).symlink_to(DAG_FILE)
-    (dags / "session_upload_floor.py").symlink_to(ROOT / "tools" / "bench_dags" / "session_upload_floor.py")
+    (dags / "session_upload_floor.py").symlink_to(
+        ROOT / "tools" / "bench" / "dags" / "session_upload_floor.py"
+    )
     api_key = "bench-" + os.urandom(8).hex()
     rows = []
     with NexusStandin(api_key=api_key, record_dir=work / "nexus", store_bodies=False) as nexus:
@@ -435,14 +439,16 @@ def _ti_count(stack, dag_id: str, run_id: str) -> int:
 def bench_run_size(
     sizes: list[int], agents: int, backlogs: list[int], drain_sessions: int, drain_max: int
 ) -> None:
-    from tools.airflow_stack import AirflowStack
-    from tools.nexus_standin import NexusStandin
+    from tools.stacks.airflow_stack import AirflowStack
+    from tools.standins.nexus import NexusStandin
 
     work = Path(tempfile.mkdtemp(prefix="bench-size-"))
     dags = work / "dags"
     dags.mkdir()
     (dags / DAG_FILE.name).symlink_to(DAG_FILE)
-    (dags / "session_upload_floor.py").symlink_to(ROOT / "tools" / "bench_dags" / "session_upload_floor.py")
+    (dags / "session_upload_floor.py").symlink_to(
+        ROOT / "tools" / "bench" / "dags" / "session_upload_floor.py"
+    )
     state = work / "dag-state"
     _bench_state(state, 0, agents, "none")  # the agents' folders, empty
     archived = lambda: sum(1 for _ in state.glob("agents/*/sessions/archive/*.jsonl"))  # noqa: E731
@@ -761,9 +767,9 @@ _READ_LOG_RE = re.compile(r"Read (\S+) from OpenClaw's database in ([0-9.]+) s")
 
 def openclaw_template(dest: Path, agents: list[str], *, completed: int = 3, seed: int = 7) -> Path:
     """A state dir whose agent databases OpenClaw itself wrote: the JSONL-era sample migrated by its own
-    doctor. The one place the benchmarks get OpenClaw from (tools/openclaw_fixture installs and runs it)."""
-    from tools.make_sample_state import make_state
-    from tools.openclaw_fixture import OpenClaw
+    doctor. The one place the benchmarks get OpenClaw from (tools/openclaw/fixture installs and runs it)."""
+    from tools.demo.sample_state import make_state
+    from tools.openclaw.fixture import OpenClaw
 
     make_state(dest, agents, completed, seed=seed)
     # An empty config: the doctor finds the agents on disk (a config listing several agents would also
@@ -776,7 +782,7 @@ def openclaw_template(dest: Path, agents: list[str], *, completed: int = 3, seed
 
 def _node_sqlite(database: Path, script: str, spec: dict, timeout: float = 3600) -> dict:
     """Run ``script`` on ``database`` with OpenClaw's Node (its SQLite), return the JSON it prints."""
-    from tools.openclaw_fixture import OpenClaw
+    from tools.openclaw.fixture import OpenClaw
 
     done = subprocess.run(
         [str(OpenClaw.installed().node), "-e", script, str(database), json.dumps(spec)],
@@ -1008,7 +1014,7 @@ def bench_sqlite_discovery(sessions: int, files: int, exports: int, conversation
 def bench_sqlite_memory(sizes_mb: list[int]) -> None:
     """Peak RSS of an upload run: one transcript of each size, as a JSONL file and as zstd rows in
     OpenClaw's database, side by side, each against its own era's idle run."""
-    from tools.nexus_standin import NexusStandin
+    from tools.standins.nexus import NexusStandin
 
     work = Path(tempfile.mkdtemp(prefix="bench-sqlite-memory-"))
     airflow_template = work / "airflow-template"
@@ -1168,7 +1174,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(f"Machine: {machine()}")
     if args.what == "latency":
-        from tools.bench_latency import bench_latency
+        from tools.bench.latency import bench_latency
 
         bench_latency(args.stacks.split(","), args.minutes, args.idle_minutes, table)
     if args.what in ("import", "all"):

@@ -4,7 +4,7 @@ on the embedded default and on the Celery stack, side by side with today's cron 
 Per stack, on a fresh state dir of 10 agents:
 
 - ``n1``…``n6``, SQLite era from their first message: written by OpenClaw 2026.9.6's gateway (real agent
-  turns against ``tools/model_standin.py``, OpenClaw's own chat client ``tools/openclaw_chat.mjs``, its CLI
+  turns against ``tools/standins/model.py``, OpenClaw's own chat client ``tools/openclaw/chat.mjs``, its CLI
   for ``sessions archive|delete``); ``m1``…``m3``, JSONL-era agents migrated by OpenClaw's doctor
   (``doctor --session-sqlite import``); ``j1``, a JSONL-era agent (no database) in the same state dir,
   written after the gateway started (a gateway refuses to start next to a legacy store), the way OpenClaw
@@ -49,10 +49,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tools.airflow_stack import AirflowStack, _descendants
-from tools.make_sample_state import LiveJsonlAgent, make_state
-from tools.nexus_standin import NexusStandin
-from tools.openclaw_fixture import (
+from tools.demo.sample_state import LiveJsonlAgent, make_state
+from tools.openclaw.fixture import (
     HEARTBEAT_OFF,
     MODEL_ID,
     OpenClaw,
@@ -64,7 +62,9 @@ from tools.openclaw_fixture import (
     agent_database,
     read_only,
 )
-from tools.sandbox import API_KEY, nexus_connection
+from tools.stacks.airflow_stack import AirflowStack, _descendants
+from tools.stacks.sandbox import API_KEY, nexus_connection
+from tools.standins.nexus import NexusStandin
 
 NATIVE = [f"n{i}" for i in range(1, 7)]
 MIGRATED = ["m1", "m2", "m3"]
@@ -441,7 +441,7 @@ def _stack(kind: str, root: Path, state_dir: Path, nexus_url: str) -> Iterator[A
         with AirflowStack(root / "airflow", env={**env, **unpaused}) as stack:
             yield stack
         return
-    from tools.celery_stack import (
+    from tools.stacks.celery_stack import (
         WORKER,
         celery_stack,
         ensure_services,

@@ -1,7 +1,7 @@
 """The demo: a sample OpenClaw state dir, the Nexus stand-in, and one run of the real DAG on an
 embedded SQLite Airflow. Prints the JobResult, the task states and where the archive is.
 
-    python tools/demo.py [--dir .demo] [--agents main,research] [--completed 3]
+    python -m tools.demo [--dir .demo] [--agents main,research] [--completed 3]
 """
 
 from __future__ import annotations
@@ -10,14 +10,11 @@ import argparse
 import json
 import secrets
 import shutil
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from tools.make_sample_state import make_state
-from tools.nexus_standin import NexusStandin
-from tools.sandbox import AirflowSandbox, migrate
+from tools.demo.sample_state import make_state
+from tools.stacks.sandbox import AirflowSandbox, migrate
+from tools.standins.nexus import NexusStandin
 
 
 def main(argv: list[str] | None = None) -> int:

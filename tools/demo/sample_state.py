@@ -1,6 +1,6 @@
 """Generate a small OpenClaw state dir (JSONL era) for the demo and the tests.
 
-    python tools/make_sample_state.py DIR [--agents main,research] [--completed 3] [--seed 7]
+    python tools/demo/sample_state.py DIR [--agents main,research] [--completed 3] [--seed 7]
 
 Per agent: active sessions listed in ``sessions.json`` (with ``sessionFile``), completed transcripts
 in every form OpenClaw writes (plain, topic, fork, ``.reset.<ts>``, ``.deleted.<ts>``), and the side

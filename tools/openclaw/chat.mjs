@@ -1,8 +1,8 @@
 // Drive OpenClaw's gateway with OpenClaw's own chat client (GatewayChatClient, as its TUI and WebChat do):
-// the CHAT path (`chat.send`) and plain gateway requests, several at once (tools/openclaw_live.py sends a
+// the CHAT path (`chat.send`) and plain gateway requests, several at once (tools/openclaw/live.py sends a
 // message while a turn runs).
 //
-//   node openclaw_chat.mjs <dist/gateway-chat-<hash>.mjs> <ws://127.0.0.1:PORT> <token>
+//   node chat.mjs <dist/gateway-chat-<hash>.mjs> <ws://127.0.0.1:PORT> <token>
 //
 // Reads one JSON request a line on stdin and answers each with one JSON line on stdout carrying its "id",
 // in the order they end (requests run concurrently):
@@ -11,7 +11,7 @@
 //       {"id", "ok": true, "runId", "state", "ack": <chat.send's answer>, "text": <reply text>}
 //   {"id": N, "rpc": "sessions.patch", "params": {...}}   one gateway request: {"id", "ok": true, "result"}
 // or {"id", "ok": false, "error": "..."}. Prints {"ready": true} once connected. Used by
-// tools/openclaw_fixture.py (``_ChatClient``); run with the Node that runs OpenClaw and OpenClaw's own
+// tools/openclaw/fixture.py (``_ChatClient``); run with the Node that runs OpenClaw and OpenClaw's own
 // environment (OPENCLAW_STATE_DIR, OPENCLAW_CONFIG_PATH, HOME...).
 import { randomUUID } from "node:crypto";
 import { createInterface } from "node:readline";

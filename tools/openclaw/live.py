@@ -5,9 +5,9 @@ held turn is a running process).
         live.produced, live.held, live.exports ...
 
 One agent, ``live``, through one gateway (offline: the model is :class:`HoldingStandIn`, the loopback
-stand-in of :mod:`tools.model_standin` that holds back its answer to a prompt containing ``HOLD-REPLY``
+stand-in of :mod:`tools.standins.model` that holds back its answer to a prompt containing ``HOLD-REPLY``
 until released). Everything is written by OpenClaw's own chat client (``GatewayChatClient``, driven by
-``tools/openclaw_chat.mjs``, as in :mod:`tools.openclaw_fixture`), on the chat path (``chat.send``):
+``tools/openclaw/chat.mjs``, as in :mod:`tools.openclaw.fixture`), on the chat path (``chat.send``):
 
 - ``agent:live:done``: two turns, ``/compact`` (OpenClaw 2026.9.6 appends a ``compaction`` event to the
   same session, same window), a turn, then archived (``openclaw sessions archive``): a completed session;
@@ -34,7 +34,7 @@ maintenance reference projection (``readReferencedSessionIds``, ``dist/session-a
 state-*.mjs``). No 2026.9.6 code path writes it: compaction (``/compact``, ``sessions.compact``, automatic)
 appends a ``{"type":"compaction",…}`` event inside the open session. Checkpoints exist in an agent
 database only when a pre-removal release wrote them into ``sessions.json`` and 2026.9.6 imported it:
-:func:`tools.openclaw_checkpoint.checkpoint_state` builds exactly that (OpenClaw 2026.7.35's
+:func:`tools.openclaw.checkpoint.checkpoint_state` builds exactly that (OpenClaw 2026.7.35's
 ``sessions.compact`` and ``sessions.reset``, then 2026.9.6's doctor; cached).
 
 A running window or a queued input, as OpenClaw's gateway produces them, always belongs to the node's
@@ -58,8 +58,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.model_standin import INTERNAL_CONTEXT, MODEL_ID, StandIn, _Handler, _text
-from tools.openclaw_fixture import (
+from tools.openclaw.fixture import (
     HEARTBEAT_OFF,
     OpenClaw,
     _ChatClient,
@@ -69,6 +68,7 @@ from tools.openclaw_fixture import (
     read_only,
     zst_bytes,
 )
+from tools.standins.model import INTERNAL_CONTEXT, MODEL_ID, StandIn, _Handler, _text
 
 AGENT = "live"
 K_DONE = f"agent:{AGENT}:done"

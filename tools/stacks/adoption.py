@@ -25,7 +25,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 # The lowest releases the package works with (README, "Add it to your Airflow"; pyproject's ranges).
 LOWEST_AIRFLOW = "3.1.0"

@@ -1,7 +1,7 @@
 """Run a real Airflow (api-server, scheduler, dag-processor, triggerer) on loopback, for tests and for
 trying the DAG under a scheduler and the UI.
 
-    python tools/airflow_stack.py [--home DIR] [--state-dir DIR] [--port 0]   # Ctrl-C stops it
+    python tools/stacks/airflow_stack.py [--home DIR] [--state-dir DIR] [--port 0]   # Ctrl-C stops it
 
 Each component is the ordinary ``airflow <component>`` command in its own process group, on a throwaway
 AIRFLOW_HOME, with the project's dags/ and plugins/ folders, the Nexus Connection from
@@ -34,9 +34,9 @@ from typing import Any
 import requests
 
 if __package__ in (None, ""):  # run as a script: make `tools` importable
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from tools.sandbox import BIN, base_env, compile_plugins, find_secret
+from tools.stacks.sandbox import BIN, base_env, compile_plugins, find_secret
 
 DAG_ID = "session_upload"
 USERNAME = "admin"

@@ -36,8 +36,8 @@ from pathlib import Path
 
 import redis
 
-from tools.airflow_stack import DAG_ID, AirflowStack, free_port
-from tools.sandbox import ROOT, nexus_connection
+from tools.stacks.airflow_stack import DAG_ID, AirflowStack, free_port
+from tools.stacks.sandbox import ROOT, nexus_connection
 
 # The `airflow` arguments of each component, exactly as docker-compose.yaml's services run them.
 COMPONENTS: dict[str, list[str]] = {

@@ -18,7 +18,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 # Distinctive, so a leak anywhere is found by a plain substring search.
 API_KEY = "nxk-e2e-4f1c9b7e2d-SECRET"  # tests and demo only

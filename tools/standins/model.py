@@ -1,6 +1,6 @@
 """A tiny OpenAI-compatible model stand-in on loopback, so OpenClaw can run real agent turns offline.
 
-    python -m tools.model_standin [--port 0]      # prints "listening on http://127.0.0.1:PORT/v1"
+    python -m tools.standins.model [--port 0]      # prints "listening on http://127.0.0.1:PORT/v1"
 
 Serves ``GET /v1/models`` and ``POST /v1/chat/completions`` (streamed as server-sent events when the
 request says ``"stream": true``, else one JSON body). It never calls tools: every answer is a plain

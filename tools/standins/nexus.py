@@ -13,7 +13,7 @@ Stdlib only. It binds to loopback only, because the ``/_control/*`` endpoints ta
 is never written anywhere: not in responses, logs or records (the ``code`` parameter is recorded as
 ``***``).
 
-    python tools/nexus_standin.py --port 0 --port-file port.txt --api-key-env NEXUS_KEY --record-dir rec
+    python tools/standins/nexus.py --port 0 --port-file port.txt --api-key-env NEXUS_KEY --record-dir rec
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Same tasks, same mapping (agents → sessions → [upload → archive] task group → all_done reducer), same
 number of task instances; every task only passes small dicts along, one XCom each, as session_upload's
 tasks do (a ``-> dict`` task would infer ``multiple_outputs`` and push one more XCom per key). Loaded
-only by `tools/bench.py e2e`.
+only by `tools/bench e2e`.
 """
 
 from __future__ import annotations
