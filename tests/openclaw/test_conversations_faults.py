@@ -1,5 +1,5 @@
 """Conversations inside one session (SQLite era) under two rows of the fault table that the whole-session path
-already covers (issue 13, point 5), through the store interface the DAG uses (``stores.scan_agent``,
+already covers, through the store interface the DAG uses (``stores.scan_agent``,
 ``stores.open_transcript``, ``stores.already_sent``, ``stores.record_archived``), on an agent database
 written by OpenClaw 2026.9.6 (its doctor migrates a JSONL-era agent). Reset events are appended with Node's
 SQLite as OpenClaw's chat path appends them; the in-place edit of a row is a rewrite the test plays (the

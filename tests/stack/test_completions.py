@@ -1,4 +1,4 @@
-"""Runs that completions start (issue 14): the embedded default with its triggerer, the package's watcher
+"""Runs that completions start: the embedded default with its triggerer, the package's watcher
 and the settings as shipped (files settle 60 s, database completions 0 s), the DAG unpaused on a yearly
 cron, so that every run here is one the watcher started. Its own stack and state dir (the shared stack of
 this folder runs with the watcher off, so no event-driven run takes another test's sessions).

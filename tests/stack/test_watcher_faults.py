@@ -1,4 +1,4 @@
-"""The completion watcher's faults (issue 14, point 7): the triggerer SIGKILLed, the DAG paused, two
+"""The completion watcher's faults: the triggerer SIGKILLed, the DAG paused, two
 triggerers on one metadata DB. ("A session that fails permanently does not make runs loop" is in
 ``test_completions.py``.)
 

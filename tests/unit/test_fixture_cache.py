@@ -1,4 +1,4 @@
-"""The OpenClaw fixture cache keeps only complete builds (issue 16): a build whose manifest says a piece was
+"""The OpenClaw fixture cache keeps only complete builds: a build whose manifest says a piece was
 not produced is used by the process that built it (its tests fail with the manifest's reason) and built
 again by the next one, never served from the cache."""
 

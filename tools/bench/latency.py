@@ -1,4 +1,4 @@
-"""``bench.py latency`` (issue 14, point 6): completion → Nexus latency of the real DAG with its watcher,
+"""``python -m tools.bench latency``: completion → Nexus latency of the real DAG with its watcher,
 on the embedded default and on the Celery stack, side by side with today's cron figure.
 
 Per stack, on a fresh state dir of 10 agents:
@@ -75,7 +75,7 @@ RATE_PER_MINUTE = 4.4  # Poisson rate: 66 expected in 15 minutes
 MIX = {"archive": 0.3, "close": 0.3, "delete": 0.25, "file": 0.15}
 APPEND_EVERY = 2.0
 IDLE_MINUTES_ROLLOVER = 1  # session.reset idle window of the gateway
-# Goals (issue 14): p95 ≤ 60 s for database completions, ≤ 120 s for files, max ≤ 180 s, idle: 0 runs.
+# Goals: p95 ≤ 60 s for database completions, ≤ 120 s for files, max ≤ 180 s, idle: 0 runs.
 DB_P95_GOAL, FILE_P95_GOAL, MAX_GOAL = 60.0, 120.0, 180.0
 COMPLETIONS = "openclaw://completions"
 
@@ -700,7 +700,7 @@ def report(results: list[StackResult], table: Callable[[str, list[str], list[lis
             ]
         )
     table(
-        "Goals (issue 14)",
+        "Goals",
         ["stack", "database p95 ≤ 60 s", "files p95 ≤ 120 s", "max ≤ 180 s (all arrived)", "idle: 0 runs"],
         goals,
     )
