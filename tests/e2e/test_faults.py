@@ -762,9 +762,11 @@ def test_worker_killed_during_an_upload_then_rerun_loses_nothing_and_duplicates_
 def test_permission_denied_reading_a_transcript_or_writing_the_archive_fails_only_that_session(
     template_home, tmp_path
 ):
-    """Root ignores file modes: when the tests run as root, this run drops the capabilities that let it
-    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH; tests/privileges.py), so the modes below apply to it as to
-    any other user."""
+    """A transcript of mode 000 is an error at discovery (``cannot read transcript: Permission denied``)
+    and never reaches Nexus; an agent whose ``archive/`` is read-only gets an error at the archive step,
+    its transcript stays in place unchanged and nothing is written to ``archive/``; the run fails, and the
+    other two sessions are uploaded and archived (``itemsProcessed`` 2, two errors). Root ignores file
+    modes, so as root this run drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (tests/privileges.py)."""
     prefix = modes_apply_prefix()
     state = tmp_path / "openclaw"
     main = state / "agents" / "main" / "sessions"
