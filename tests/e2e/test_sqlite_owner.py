@@ -2,7 +2,7 @@
 
 A clean close removes the database's ``-wal`` and ``-shm``, and any later reader, read-only or not,
 creates them again: owned by the worker, OpenClaw could no longer open its own database. The store
-refuses that case (``sqlite_store._refuse_foreign_side_files``). Here the refusal is reached for real:
+refuses that case (``sqlite_db._refuse_foreign_side_files``). Here the refusal is reached for real:
 the database is left as OpenClaw running as root closed it (Node's SQLite, OpenClaw's driver) and the
 DAG, or the upload's export, runs as another user through ``setpriv``. That user may write everywhere
 else in the state dir, so a file it created, staged or archived would show. The worker runs the suite's
