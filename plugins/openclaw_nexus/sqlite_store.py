@@ -294,7 +294,13 @@ class SqliteStore:
         if duplicate:
             (self.sessions_dir / staged).unlink(missing_ok=True)
             # The copy with these bytes now stands for the session as it is: later runs see it as done.
-            os.utime(self.sessions_dir / duplicate, ns=(receipt["mtimeNs"], receipt["mtimeNs"]))
+            archive.restamp(
+                self.sessions_dir,
+                duplicate,
+                size=receipt["size"],
+                mtime_ns=receipt["mtimeNs"],
+                sha256=receipt["sha256"],
+            )
             return archive.ArchiveOutcome(duplicate, already_done=True)
         return archive.archive_transcript(
             self.sessions_dir,
