@@ -17,6 +17,7 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,7 +158,7 @@ def _taken(archive: Path, name: str) -> bool:
     return os.path.lexists(archive / name) or os.path.lexists(archive / COPIES_DIR / record_name(name))
 
 
-def _existing_archive_names(archive: Path, session_id: str):
+def _existing_archive_names(archive: Path, session_id: str) -> Iterator[str]:
     n = 0
     while _taken(archive, archive_name(session_id, n)):
         yield archive_name(session_id, n)

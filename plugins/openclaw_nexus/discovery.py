@@ -16,8 +16,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from openclaw_nexus.names import CONVERSATION_TOKEN_RE, SESSION_ID_RE
+
+# A discovered session as it travels between tasks (XCom is JSON): ``agentId``, ``sessionId``, ``file``,
+# ``size``, ``mtimeNs``, ``kind``, and what its store adds (``store``, ``sessionKey``, ``conversation``,
+# ``archiveName``, ``part``, ``parts``).
+Session = dict[str, Any]
 
 AGENTS_DIR = "agents"
 SESSIONS_DIR = "sessions"
@@ -87,11 +93,15 @@ def read_record(archive_dir: Path, copy_name: str) -> CopyRecord | None:
     if not isinstance(data, dict) or data.get("copy") != copy_name:
         return None
     size, mtime_ns, sha256 = data.get("size"), data.get("mtimeNs"), data.get("sha256")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, mtime_ns)):
+    if not _is_count(size) or not _is_count(mtime_ns):
         return None
     if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
         return None
     return CopyRecord(size, mtime_ns, sha256)
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True)
@@ -132,13 +142,13 @@ class AgentScan:
 
     agent_id: str
     era: str = "jsonl"  # "jsonl" (sessions.json and files) or "sqlite" (OpenClaw 2026.8+ database)
-    sessions: list[dict] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)
+    sessions: list[Session] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
     live: int | None = None  # sessions OpenClaw still uses (SQLite era)
     schema: int | None = None  # the database's agent schema (SQLite era)
     # SQLite era: conversations of sessions with reset events, "finished" (sent now or before) and "open"
-    conversations: Counter = field(default_factory=Counter)
+    conversations: Counter[str] = field(default_factory=Counter)
 
     def error(self, reason: str, *, file: str | None = None, session_id: str | None = None) -> None:
         self.errors.append(
@@ -151,7 +161,7 @@ class AgentScan:
             }
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "agentId": self.agent_id,
             "era": self.era,
@@ -193,14 +203,16 @@ def sessions_dir_of(state_dir: Path, agent_id: str) -> Path:
     return agents_root(state_dir) / agent_id / SESSIONS_DIR
 
 
-def list_agents(state_dir: Path, requested: Iterable[str] | None = None) -> tuple[list[str], list[dict]]:
+def list_agents(
+    state_dir: Path, requested: Iterable[str] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
     """The agents to scan (every folder under ``agents/`` when none are requested), and errors.
 
     Names that are not plain folder names (``..``, slashes) and folders that resolve outside the
     agents folder (see ``agents_root``) are refused with an error naming the agent.
     """
     root = agents_root(state_dir)
-    errors: list[dict] = []
+    errors: list[dict[str, Any]] = []
 
     def refuse(agent_id: str, reason: str) -> None:
         errors.append(
@@ -253,7 +265,9 @@ class ArchiveIndex:
         self._prefix = f"{folder}{os.sep}"
         self._names = set(os.listdir(folder)) if self._usable else set()
         marks = folder / ALL_SENT_DIR if folder is not None else None
-        listable = ALL_SENT_DIR in self._names and marks.is_dir() and not marks.is_symlink()
+        listable = (
+            marks is not None and ALL_SENT_DIR in self._names and marks.is_dir() and not marks.is_symlink()
+        )
         self._all_sent = set(os.listdir(marks)) if listable else set()
         self._by_session: dict[str, list[str]] | None = None
         self._recorded: set[str] | None = None  # copies with a record, listed on first need
@@ -263,7 +277,12 @@ class ArchiveIndex:
         if self._recorded is None:
             self._recorded = set()
             folder = self._folder / COPIES_DIR if self._folder is not None else None
-            if COPIES_DIR in self._names and not folder.is_symlink() and folder.is_dir():
+            if (
+                folder is not None
+                and COPIES_DIR in self._names
+                and not folder.is_symlink()
+                and folder.is_dir()
+            ):
                 with os.scandir(folder) as entries:
                     self._recorded = {copy for e in entries if (copy := copy_of_record(e.name)) is not None}
         return self._recorded
@@ -275,8 +294,9 @@ class ArchiveIndex:
     def record(self, name: str) -> CopyRecord | None:
         """The record of copy ``name`` (read once), or None."""
         if name not in self._records:
-            known = self._folder is not None and name in self._records_listed()
-            self._records[name] = read_record(self._folder, name) if known else None
+            folder = self._folder
+            known = folder is not None and name in self._records_listed()
+            self._records[name] = read_record(folder, name) if folder is not None and known else None
         return self._records[name]
 
     def has(self, stem: str) -> bool:
@@ -333,7 +353,9 @@ class ArchiveIndex:
         """Record that every finished conversation of the session is archived (``ALL_SENT_DIR``). Best
         effort: without the record the next scan checks the copies again."""
         name = f"{session_id}+{finished}+{last_change_ns}"
-        if not self._usable or name in self._all_sent or not SESSION_ID_RE.fullmatch(session_id):
+        if self._folder is None or not self._usable or name in self._all_sent:
+            return
+        if not SESSION_ID_RE.fullmatch(session_id):
             return
         marks = self._folder / ALL_SENT_DIR
         try:
@@ -347,7 +369,7 @@ class ArchiveIndex:
         self._all_sent.add(name)
 
 
-def select_sessions(scans: Iterable[dict], limit: int) -> tuple[list[dict], int]:
+def select_sessions(scans: Iterable[dict[str, Any]], limit: int) -> tuple[list[Session], int]:
     """Every agent's completed sessions, oldest first across agents, capped at ``limit``.
 
     Returns the selection and how many were left for a later run.
@@ -359,9 +381,10 @@ def select_sessions(scans: Iterable[dict], limit: int) -> tuple[list[dict], int]
     return pending[:limit], max(0, len(pending) - limit)
 
 
-def resolve_transcript(state_dir: Path, session: dict) -> Path:
+def resolve_transcript(state_dir: Path, session: Session) -> Path:
     """The on-disk path of a discovered session, refusing anything that escapes its agent folder."""
-    agent_id, file = session["agentId"], session["file"]
+    agent_id: str = session["agentId"]
+    file: str = session["file"]
     parts = file.split("/")
     plain = all(part and part not in {".", ".."} for part in parts)
     if (

@@ -62,7 +62,7 @@ def window_for(
     return window
 
 
-def discover(agent_id: str, window: discovery.Window, *, include_archived: bool) -> dict:
+def discover(agent_id: str, window: discovery.Window, *, include_archived: bool) -> dict[str, Any]:
     scan = stores.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
     for error in scan.errors:
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
@@ -82,7 +82,9 @@ def discover(agent_id: str, window: discovery.Window, *, include_archived: bool)
     return scan.to_dict()
 
 
-def select(scans: list[dict], max_sessions: int, ti: Any, *, dry_run: bool) -> list[dict]:
+def select(
+    scans: list[dict[str, Any]], max_sessions: int, ti: Any, *, dry_run: bool
+) -> list[discovery.Session]:
     """The sessions to deliver; the whole selection and the count left over go to XCom for the JobResult."""
     selected, deferred = discovery.select_sessions(scans, max_sessions)
     log.info(
@@ -96,7 +98,7 @@ def select(scans: list[dict], max_sessions: int, ti: Any, *, dry_run: bool) -> l
     return [] if dry_run else selected
 
 
-def archive(session: dict, receipt: dict, ti: Any) -> dict:
+def archive(session: discovery.Session, receipt: dict[str, Any], ti: Any) -> dict[str, Any]:
     """Archive one uploaded transcript; replays stay where they are."""
     done = {**receipt, "archivedAs": session["file"], "alreadyArchived": True}
     if session.get("kind") == "replay":
@@ -136,12 +138,12 @@ def archive(session: dict, receipt: dict, ti: Any) -> dict:
     return {**receipt, "archivedAs": outcome.archived_as, "alreadyArchived": outcome.already_done}
 
 
-def _pull_all(ti: Any, task_id: str, key: str = "return_value") -> list:
+def _pull_all(ti: Any, task_id: str, key: str = "return_value") -> list[Any]:
     values = ti.xcom_pull(task_ids=[task_id], key=key) or []
     return [value for value in values if value is not None]
 
 
-def job_result(ti: Any, *, dry_run: bool) -> dict:
+def job_result(ti: Any, *, dry_run: bool) -> dict[str, Any]:
     """Build the JobResult from every task's XComs and log it (the task returns it: its return value)."""
     agents = ti.xcom_pull(task_ids="find_agents")
     plan = ti.xcom_pull(task_ids="select", key="selected")
@@ -178,5 +180,5 @@ def job_result(ti: Any, *, dry_run: bool) -> dict:
     return job
 
 
-def _stage_error(stage: str, reason: str) -> dict:
+def _stage_error(stage: str, reason: str) -> dict[str, Any]:
     return {"agentId": None, "sessionId": None, "file": None, "stage": stage, "reason": reason}
