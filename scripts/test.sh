@@ -7,6 +7,6 @@ bash scripts/setup.sh
 export PATH="$PWD/.venv/bin:$HOME/.local/bin:$PATH"
 ruff check .
 ruff format --check .
-# The type checker, configured in pyproject.toml ([tool.mypy]): the package, strict.
-mypy plugins/openclaw_nexus
+# The type checker, configured in pyproject.toml ([tool.mypy]): the package strict, tools/ checked.
+mypy
 exec pytest "$@"

@@ -121,7 +121,9 @@ def _kept_tail(database: Path, session_id: str) -> tuple[int, str, int]:
     """The ``kept tail`` user message: (its seq, its event id, how many rows from it to the end)."""
     rows = _rows(database, session_id)
     for seq, text in rows:
-        event = json.loads(text) if text else {}
+        if not text:
+            continue
+        event = json.loads(text)
         message = event.get("message") or {}
         if event.get("type") == "message" and message.get("role") == "user" and KEPT_TAIL in text:
             return seq, event["id"], sum(1 for s, _ in rows if s >= seq)
