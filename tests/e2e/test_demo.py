@@ -42,8 +42,8 @@ WANT_SENT = {
     ),
     "main": Counter(
         {
-            ("agent:main:main", "whole session, reset (OpenClaw's .jsonl.reset.<time> file)"): 1,
-            ("agent:main:gone", "whole session, deleted (OpenClaw's .jsonl.deleted.<time> file)"): 1,
+            ("agent:main:main", "whole session, reset (renamed .jsonl.reset.<time>)"): 1,
+            ("agent:main:gone", "whole session, deleted (renamed .jsonl.deleted.<time>)"): 1,
             ("agent:main:work", "whole session, ended by an idle rollover"): 1,
             (
                 "agent:main:shelved",
@@ -72,6 +72,9 @@ def parse(output: str) -> dict[str, dict]:
             continue
         if line.startswith("  discover log: "):
             agents[agent]["said"] = line.removeprefix("  discover log: ")
+            part = "said"
+        elif part == "said" and line.startswith("    "):
+            agents[agent]["said"] += " " + line.strip()  # the log line, wrapped
         elif line.startswith("  Reached Nexus"):
             part = "sent"
         elif line.startswith("  Stayed with OpenClaw"):

@@ -22,6 +22,7 @@ import json
 import re
 import secrets
 import shutil
+import textwrap
 from pathlib import Path
 
 from tools.demo.state import DATA, describe, set_file_modes, set_file_times
@@ -70,7 +71,7 @@ def _how(session: dict, conversation: dict | None, count: int, key_kind: str) ->
     if session["source"] == "file" and state == "ended":
         return "whole session, ended by an idle rollover"
     if session["source"] == "file" and state in ("reset", "deleted"):
-        return f"whole session, {state} (OpenClaw's .jsonl.{state}.<time> file)"
+        return f"whole session, {state} (renamed .jsonl.{state}.<time>)"
     if session["source"] == "file" and state == "archived":
         return "whole session, archived (archivedAt in sessions.json)"
     if session["source"] == "deletion export":
@@ -110,7 +111,8 @@ def report(
         lines.append(
             f"Agent {agent}: {ERA.get(str(scan.get('era')), 'era unknown: its discover task failed')}"
         )
-        lines.append(f"  discover log: {logged.get(agent, '(no line)')}")
+        said = f"  discover log: {logged.get(agent, '(no line)')}"
+        lines += textwrap.wrap(said, width=110, subsequent_indent="    ", break_on_hyphens=False)
         sent = [r for r in receipts if r["agentId"] == agent]
         lines.append(f"  Reached Nexus ({len(sent)}), in the order they were closed:")
         shown: list[tuple[int, str]] = []
@@ -139,8 +141,8 @@ def report(
             parts = session["conversations"]
             label = _key_label(session, keys)
             if len(parts) > 1:
-                why = f"conversation {len(parts)} of {len(parts)}: open, never sent while open (/new, /reset"
-                why += " or the session's end closes it)"
+                why = f"conversation {len(parts)} of {len(parts)}: open"
+                why += "; sent once a /new, /reset or the session's end closes it"
             elif session["source"] == "file":
                 why = "live session: sessions.json lists it, OpenClaw appends to its file"
             elif ":cron:" in (session["key"] or ""):
@@ -150,6 +152,14 @@ def report(
             lines.append(f"    {label:<26} {why}")
         lines.append("")
     return lines
+
+
+def _shown(path: Path) -> str:
+    """``path`` relative to the current folder when it is inside it (``.demo/...``), else as it is."""
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def prepare_state(dest: Path, data: Path = DATA) -> dict:
@@ -173,10 +183,10 @@ def main(argv: list[str] | None = None) -> int:
     state_dir, home = root / "openclaw", root / "airflow"
     manifest = prepare_state(state_dir)
     state = describe(state_dir)
-    print(f"1. OpenClaw state dir {state_dir}, copied from tools/demo/data/state:")
+    print(f"1. OpenClaw state dir {_shown(state_dir)}, copied from tools/demo/data/state:")
     for agent, written in manifest["written"].items():
         print(f"   {agent}: written by {written}")
-    print("2. Migrating the embedded SQLite Airflow metadata DB ...")
+    print(f"2. Migrating the embedded SQLite Airflow metadata DB under {_shown(home)} ...")
     migrate(home)
     api_key = secrets.token_urlsafe(16)  # lives only in the Connection given to Airflow
     with NexusStandin(api_key=api_key, record_dir=root / "nexus") as nexus:
@@ -198,9 +208,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Errors ({len(errors)}):")
         for error in errors:
             print(f"   {json.dumps(error)}")
-    print(f"Nexus received {received} transcripts (recorded in {root / 'nexus'})")
-    print(f"Archive copies: {state_dir / 'agents' / '<agent>' / 'sessions' / 'archive'}")
-    print(f"Airflow (metadata DB, logs, the run's output): {home}")
+    print(f"Nexus received {received} transcripts (recorded in {_shown(root / 'nexus')})")
+    print(f"Archive copies: {_shown(state_dir / 'agents' / '<agent>' / 'sessions' / 'archive')}")
+    print(f"Airflow (metadata DB, logs, the run's output): {_shown(home)}")
     return 0 if run.state == "success" else 1
 
 
