@@ -158,7 +158,7 @@ def test_a_live_chat_sends_its_finished_conversations_once_and_never_the_open_on
     need(manifest, "resets", "compressed")
     sid = manifest["sessions"]["talk"]["sessionId"]
     rows = rows_of(state, sid)
-    db_before = database_files(sessions_dir(state).parent)  # after a first read set up its -shm
+    db_before = database_files(sessions_dir(state).parent)
     parts = conversations_of(rows)
     tokens = list(parts)
     assert len(tokens) == 3, tokens
@@ -274,7 +274,7 @@ def test_a_chat_openclaw_truncated_before_anything_was_sent_is_sent_from_what_it
     assert sorted(p.name for p in archive_dir(state).glob(f"{sid}@*")) == sorted(
         f"{sid}@{t}.jsonl" for t in tokens[:2]
     )
-    assert not [n for n in offered(state) if n.startswith(sid) and n in items]
+    assert not [n for n in offered(state) if n.startswith(sid)], "C is open"
 
 
 def test_chats_openclaw_deletes_after_their_conversations_were_sent_send_only_the_rest(before):
@@ -328,9 +328,10 @@ def test_chats_openclaw_deletes_after_their_conversations_were_sent_send_only_th
 def test_chats_openclaw_deleted_before_anything_was_sent_are_sent_from_their_exports(after):
     """State: OpenClaw 2026.9.6 writes ``agent:conv:gone`` and ``agent:conv:done`` (two conversations
     each; ``done`` archived) and deletes both (``openclaw sessions delete``); nothing was sent before.
-    Asserts: every conversation of both exports is offered and archived as split from OpenClaw's export,
-    the same bytes as the session's rows before the deletion (OpenClaw's own rows, in the build's
-    before state); each export is archived under its own name once all its conversations are."""
+    Asserts: every conversation of both exports is offered and archived as split from OpenClaw's export
+    (whose bytes are the session's rows before the deletion: the next test); each export is archived
+    under its own name, as OpenClaw wrote it, once all its conversations are; only ``talk``'s
+    conversations are left to offer."""
     state, manifest = after
     need(manifest, "deleted")
     for name in ("gone", "done"):

@@ -16,8 +16,9 @@ message sent by OpenClaw's own chat client (``GatewayChatClient``, the TUI's, dr
 - ``agent:conv:gone``: a turn; ``/new``; a turn with a compressed answer: two conversations, the last open;
 - ``agent:conv:done``: a turn; ``/new``; a turn; then archived (``openclaw sessions archive``): completed.
 
-The gateway stops (a clean shutdown) and the state dir is copied: that copy is the *before* state. A second
-gateway on the same state dir then rewrites it:
+The gateway stops (a clean shutdown), the build reads what the chats hold (the first read after OpenClaw
+closed its database sets up the ``-shm`` file, as any reader's would) and copies the state dir: that copy
+is the *before* state. A second gateway on the same state dir then rewrites it:
 
 - ``openclaw sessions compact agent:conv:talk --max-lines N`` (the ``sessions.compact`` RPC with
   ``maxLines``), N = 1 + the rows from the ``kept tail`` message to the end: OpenClaw keeps the header and
@@ -29,11 +30,13 @@ gateway on the same state dir then rewrites it:
   writes each as ``sessions/<sid>.jsonl.deleted.<ts>.<32 hex>.zst`` and a ``session_transcript_archives``
   row.
 
-The stopped gateway leaves the *after* state. OpenClaw never reads ``sessions/archive/`` (see
-/work/shared/OPENCLAW.md: maintenance, doctor and cold storage list the top level of ``sessions/`` only),
-so what it writes in its rewrite does not depend on what a reader archived in between: a test reads the
-before state, archives what it sent there, and :func:`apply_rewrite` puts OpenClaw's after state around
-that archive, as if OpenClaw had rewritten the chat right then. The build runs once, cached.
+What the stopped gateway leaves, read once more, is the *after* state. OpenClaw never reads
+``sessions/archive/`` (its maintenance, disk budget, ``sessions cleanup``, doctor and cold storage list
+the top level of ``sessions/`` only, as its shipped 2026.9.6 code reads), so what it writes in its rewrite
+does not depend on what a reader archived in between: a test reads the before state, archives what it sent
+there, and :func:`apply_rewrite` puts OpenClaw's after state around that archive, as if OpenClaw had
+rewritten the chat right then. So the slow part, two gateways on 2 cores (about 6 minutes cold on a loaded
+machine), runs once and is cached, and a test pays a copy (about a second).
 
 The manifest: per session (``talk``, ``gone``, ``done``) its key, ``sessionId``, its reset events before
 and after (event id, reason, seq, ``created_at`` as OpenClaw stored them), the seqs of compressed rows; for
@@ -41,8 +44,10 @@ and after (event id, reason, seq, ``created_at`` as OpenClaw stored them), the s
 event's id, the vanished reset ids); and ``produced``: ``yes…`` or ``no: <what the build found>`` for
 ``resets``, ``compressed``, ``archived``, ``truncated``, ``closed``, ``deleted``. A build that lacks a piece
 is not cached (:func:`tools.openclaw.fixture.cached_build`) and the tests that need it fail with its
-reason. Cached under ``<cache>/fixtures/rewrite-openclaw-<v>-node-<v>-<hash of this module, the fixture
-module, the stand-in and the chat driver>``.
+reason. Cached under ``<cache>/fixtures/rewrite-openclaw-<v>-node-<v>-<hash of this module, the stand-in
+and the chat driver>``; like ``tools/openclaw/checkpoint.py`` it leaves out the fixture module whose helpers
+it calls (the gateway, the CLI's ``sessions archive|delete``), which changes often for the "mixed" build:
+a change there that changes what this build writes needs a change here too.
 """
 
 from __future__ import annotations
@@ -142,7 +147,8 @@ def _session(database: Path, key: str) -> dict[str, Any]:
     }
 
 
-def _first_phase(gw: Any, database: Path, made: dict, produced: dict[str, str]) -> None:
+def _write_chats(gw: Any) -> None:
+    """The three chats through OpenClaw's chat client; ``done`` archived."""
     chat = _ChatClient(gw)
     try:
         for key, messages in SCRIPT.items():
@@ -151,6 +157,10 @@ def _first_phase(gw: Any, database: Path, made: dict, produced: dict[str, str]) 
     finally:
         chat.close()
     _lifecycle(gw, "archive", AGENT, [K_DONE])
+
+
+def _read_chats(database: Path, made: dict, produced: dict[str, str]) -> None:
+    """What the chats hold, read once OpenClaw closed its database."""
     for name, key in (("talk", K_TALK), ("gone", K_GONE), ("done", K_DONE)):
         made[name] = _session(database, key)
     reasons = {name: [r["reason"] for r in made[name]["resets"]] for name in ("talk", "gone", "done")}
@@ -171,7 +181,8 @@ def _first_phase(gw: Any, database: Path, made: dict, produced: dict[str, str]) 
     produced["archived"] = "yes" if row and row[0] is not None else f"no: node row {row}"
 
 
-def _second_phase(gw: Any, database: Path, sessions_dir: Path, made: dict, produced: dict[str, str]) -> None:
+def _truncate(gw: Any, database: Path, made: dict, produced: dict[str, str]) -> None:
+    """``openclaw sessions compact agent:conv:talk --max-lines N``, checked against OpenClaw's rows."""
     talk = made["talk"]
     sid = talk["sessionId"]
     before_rows = _rows(database, sid)
@@ -207,18 +218,30 @@ def _second_phase(gw: Any, database: Path, sessions_dir: Path, made: dict, produ
         "firstKeptEventId": first_id,
         "firstKeptSeqBefore": seq,
         "vanishedResets": vanished,
+        "keptResets": kept_ids,
     }
 
+
+def _close_and_delete(gw: Any) -> None:
+    """``/new`` on ``talk``; ``gone`` and ``done`` deleted (``openclaw sessions delete``)."""
     chat = _ChatClient(gw)
     try:
         chat.send(K_TALK, "/new")
     finally:
         chat.close()
+    _lifecycle(gw, "delete", AGENT, [K_GONE, K_DONE])
+
+
+def _read_rewrite(
+    database: Path, sessions_dir: Path, listed: set[str], made: dict, produced: dict[str, str]
+) -> None:
+    """What the rewrite left, read once OpenClaw closed its database."""
+    talk = made["talk"]
     closed = _session(database, K_TALK)
     produced["closed"] = (
         "yes"
-        if closed["sessionId"] == sid
-        and [r["id"] for r in closed["resets"]][:-1] == kept_ids
+        if closed["sessionId"] == talk["sessionId"]
+        and [r["id"] for r in closed["resets"]][:-1] == made["truncation"]["keptResets"]
         and [r["reason"] for r in closed["resets"]][-1:] == ["new"]
         else f"no: resets after /new {closed['resets']}"
     )
@@ -228,10 +251,7 @@ def _second_phase(gw: Any, database: Path, sessions_dir: Path, made: dict, produ
         "resets": closed["resets"],
         "zstdSeqs": closed["zstdSeqs"],
     }
-
-    listed = {p.name for p in sessions_dir.iterdir()} if sessions_dir.is_dir() else set()
-    _lifecycle(gw, "delete", AGENT, [K_GONE, K_DONE])
-    exports = _deleted_exports(sessions_dir, listed)
+    exports = _deleted_exports(sessions_dir, listed) if sessions_dir.is_dir() else {}
     with read_only(database) as db:
         rows = {
             sid: name
@@ -239,12 +259,12 @@ def _second_phase(gw: Any, database: Path, sessions_dir: Path, made: dict, produ
         }
         nodes = {key for (key,) in db.execute("SELECT session_key FROM session_nodes")}
     wanted = {made[name]["sessionId"]: name for name in ("gone", "done")}
-    for gone_sid, name in wanted.items():
-        made[name]["export"] = exports[gone_sid].name if gone_sid in exports else None
+    for sid, name in wanted.items():
+        made[name]["export"] = exports[sid].name if sid in exports else None
     produced["deleted"] = (
         "yes"
         if set(wanted) <= set(exports)
-        and all(rows.get(gone_sid) == exports[gone_sid].name for gone_sid in wanted)
+        and all(rows.get(sid) == exports[sid].name for sid in wanted)
         and not nodes & {K_GONE, K_DONE}
         else f"no: exports {sorted(p.name for p in exports.values())}, archive rows {rows}, "
         f"nodes {sorted(nodes)}"
@@ -273,17 +293,21 @@ def _build_rewrite(dest: Path) -> dict:
         config = _config(server.base_url)
         with oc.gateway(state, config, scratch / "gateway") as gw:
             note("gateway ready")
-            _first_phase(gw, database, made, produced)
+            _write_chats(gw)
             note("talk, gone, done written; done archived")
+        _read_chats(database, made, produced)
         shutil.copytree(state, dest / "before" / "state", symlinks=True)
-        note("gateway stopped; before state copied")
+        note("gateway stopped; before state read and copied")
+        listed = {p.name for p in sessions_dir.iterdir()} if sessions_dir.is_dir() else set()
         with oc.gateway(state, config, scratch / "gateway-again") as gw:
             note("gateway ready again")
-            _second_phase(gw, database, sessions_dir, made, produced)
+            _truncate(gw, database, made, produced)
+            _close_and_delete(gw)
             note("talk truncated and closed by /new; gone and done deleted")
+        _read_rewrite(database, sessions_dir, listed, made, produced)
         (dest / "after").mkdir()
         state.rename(dest / "after" / "state")
-        note("gateway stopped; after state kept")
+        note("gateway stopped; after state read and kept")
     finally:
         server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
@@ -302,7 +326,7 @@ def _build_rewrite(dest: Path) -> dict:
 def _rewrite_key() -> str:
     digest = hashlib.sha256()
     tools = Path(__file__).resolve().parents[1]
-    for name in ("openclaw/rewrite.py", "openclaw/fixture.py", "openclaw/chat.mjs", "standins/model.py"):
+    for name in ("openclaw/rewrite.py", "openclaw/chat.mjs", "standins/model.py"):
         digest.update((tools / name).read_bytes())
     return f"rewrite-openclaw-{OPENCLAW_VERSION}-node-{NODE_VERSION}-{digest.hexdigest()[:16]}"
 
