@@ -251,8 +251,8 @@ def missing(description: dict, eras: dict[str, str]) -> dict[str, str]:
             found.setdefault(key, []).append(
                 (s["state"], [(c["opens"], c["closes"]) for c in s["conversations"]])
             )
-        found = {k: sorted(v) for k, v in found.items()}
-        wanted = {k: sorted(v) for k, v in WANTED[agent].items()}
+        found = {k: sorted(v, key=repr) for k, v in found.items()}  # repr: None and str do not compare
+        wanted = {k: sorted(v, key=repr) for k, v in WANTED[agent].items()}
         produced[agent] = "yes" if found == wanted else f"no: found {found}, wanted {wanted}"
     return produced
 
