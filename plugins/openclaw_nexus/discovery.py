@@ -45,7 +45,9 @@ ARCHIVED_NAME_RE = re.compile(
 # what later runs read from the copy: its size, mtime (ns) and sha256. OpenClaw's backup (``openclaw backup
 # create``) leaves out every ``*.jsonl`` and ``*.log`` under ``sessions/``, so a host restored from it has
 # these records but none of the copies; a copy that is missing is answered by its record. Written before
-# the copy is linked and again before its mtime moves (``archive``), never for bytes Nexus did not confirm.
+# the copy is linked and again before its mtime moves (``archive``), never for bytes Nexus did not confirm;
+# a copy made by a release before records existed gets one (without its sha256: the copy is not read) the
+# first time a scan looks it up.
 COPIES_DIR = ".copies"
 _RECORD_SUFFIX = ".json"
 _RECORD_LIMIT = 4096
@@ -57,7 +59,7 @@ class CopyRecord:
 
     size: int
     mtime_ns: int
-    sha256: str
+    sha256: str | None  # None: recorded by a scan from the copy's stat alone
 
     def to_bytes(self, copy_name: str) -> bytes:
         data = {"copy": copy_name, "size": self.size, "mtimeNs": self.mtime_ns, "sha256": self.sha256}
@@ -95,9 +97,58 @@ def read_record(archive_dir: Path, copy_name: str) -> CopyRecord | None:
     size, mtime_ns, sha256 = data.get("size"), data.get("mtimeNs"), data.get("sha256")
     if not _is_count(size) or not _is_count(mtime_ns):
         return None
-    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
+    if sha256 is not None and (not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256)):
         return None
     return CopyRecord(size, mtime_ns, sha256)
+
+
+def store_record(
+    archive_dir: Path, copy_name: str, record: CopyRecord, *, replace: bool = True, durable: bool = True
+) -> bool:
+    """Write the record of ``archive_dir/<copy_name>``: 0600 in a 0700 folder, its own mtime the copy's,
+    published whole (written aside, then renamed or linked into place). ``replace=False`` leaves a record
+    that is there (returns False); ``durable`` fsyncs it and its folder. Raises ``OSError``."""
+    folder = archive_dir / COPIES_DIR
+    if not folder.is_symlink():
+        folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.is_symlink():
+        raise OSError(f"{folder} is a symlink: not followed")
+    target = folder / record_name(copy_name)
+    partial = folder / f"{target.name}.part"
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(record.to_bytes(copy_name))
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.utime(partial, ns=(record.mtime_ns, record.mtime_ns))
+        if replace:
+            os.replace(partial, target)
+        else:
+            try:
+                os.link(partial, target, follow_symlinks=False)
+            except FileExistsError:
+                return False
+    finally:
+        partial.unlink(missing_ok=True)
+    if durable:
+        fsync_dir(folder)
+    return True
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable; best effort where directories cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _is_count(value: object) -> TypeGuard[int]:
@@ -313,9 +364,24 @@ class ArchiveIndex:
             except OSError:
                 return None
             else:
-                return st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
+                if not stat.S_ISREG(st.st_mode):
+                    return None
+                if name not in self._records_listed():
+                    self._record_old_copy(name, st)
+                return st.st_mtime_ns
         record = self.record(name)
         return record.mtime_ns if record is not None else None
+
+    def _record_old_copy(self, name: str, st: os.stat_result) -> None:
+        """Give a copy made before records existed its record (best effort: the copy still answers)."""
+        if not self._usable:
+            return
+        try:
+            record = CopyRecord(st.st_size, st.st_mtime_ns, None)
+            store_record(self._folder, name, record, replace=False, durable=False)
+        except OSError:
+            return
+        self._records_listed().add(name)
 
     def mtimes(self, stem: str) -> list[int]:
         """The mtimes of ``<stem>.jsonl``, ``<stem>+1.jsonl``, ... (regular files only, or the record of a
