@@ -28,6 +28,7 @@ from openclaw_nexus.discovery import (
     fsync_dir,
     read_record,
     record_name,
+    records_dir,
     store_record,
 )
 
@@ -108,7 +109,7 @@ def restamp(sessions_dir: Path, copy: str, *, size: int, mtime_ns: int, sha256: 
 def write_record(archive: Path, copy_name: str, record: CopyRecord) -> None:
     """Write (or replace) the record of ``archive/<copy_name>``, durably. Raises ``ArchiveError``."""
     try:
-        store_record(archive, copy_name, record)
+        store_record(records_dir(archive), copy_name, record)
     except OSError as exc:
         where = archive / COPIES_DIR
         raise ArchiveError(f"cannot record {copy_name} in {where}: {exc.strerror or exc}") from None

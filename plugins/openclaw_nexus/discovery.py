@@ -51,6 +51,8 @@ ARCHIVED_NAME_RE = re.compile(
 COPIES_DIR = ".copies"
 _RECORD_SUFFIX = ".json"
 _RECORD_LIMIT = 4096
+# How many copies made before records existed one scan of one agent records (about 0.2 ms each).
+_OLD_COPIES_PER_SCAN = 10_000
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,22 @@ def read_record(archive_dir: Path, copy_name: str) -> CopyRecord | None:
     """The record of ``archive_dir/<copy_name>``; None when there is none or it cannot be trusted (then the
     copy counts as never made)."""
     folder = archive_dir / COPIES_DIR
+    if folder.is_symlink():
+        return None
+    return _read_record_at(str(folder / record_name(copy_name)), copy_name)
+
+
+def _read_record_at(path: str, copy_name: str) -> CopyRecord | None:
     try:
-        if folder.is_symlink():
-            return None
-        fd = os.open(folder / record_name(copy_name), os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as handle:
-            data = json.loads(handle.read(_RECORD_LIMIT))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        data = json.loads(os.read(fd, _RECORD_LIMIT))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
     if not isinstance(data, dict) or data.get("copy") != copy_name:
         return None
     size, mtime_ns, sha256 = data.get("size"), data.get("mtimeNs"), data.get("sha256")
@@ -102,17 +112,22 @@ def read_record(archive_dir: Path, copy_name: str) -> CopyRecord | None:
     return CopyRecord(size, mtime_ns, sha256)
 
 
-def store_record(
-    archive_dir: Path, copy_name: str, record: CopyRecord, *, replace: bool = True, durable: bool = True
-) -> bool:
-    """Write the record of ``archive_dir/<copy_name>``: 0600 in a 0700 folder, its own mtime the copy's,
-    published whole (written aside, then renamed or linked into place). ``replace=False`` leaves a record
-    that is there (returns False); ``durable`` fsyncs it and its folder. Raises ``OSError``."""
+def records_dir(archive_dir: Path) -> Path:
+    """``archive_dir/.copies``, created 0700 if needed; ``OSError`` when it is a symlink."""
     folder = archive_dir / COPIES_DIR
     if not folder.is_symlink():
         folder.mkdir(mode=0o700, exist_ok=True)
     if folder.is_symlink():
         raise OSError(f"{folder} is a symlink: not followed")
+    return folder
+
+
+def store_record(
+    folder: Path, copy_name: str, record: CopyRecord, *, replace: bool = True, durable: bool = True
+) -> bool:
+    """Write the record of a copy into ``folder`` (``records_dir``): 0600, its own mtime the copy's,
+    published whole (written aside, then renamed or linked into place). ``replace=False`` leaves a record
+    that is there (returns False); ``durable`` fsyncs it and its folder. Raises ``OSError``."""
     target = folder / record_name(copy_name)
     partial = folder / f"{target.name}.part"
     try:
@@ -323,6 +338,8 @@ class ArchiveIndex:
         self._by_session: dict[str, list[str]] | None = None
         self._recorded: set[str] | None = None  # copies with a record, listed on first need
         self._records: dict[str, CopyRecord | None] = {}
+        self._records_prefix = f"{self._prefix}{COPIES_DIR}{os.sep}"
+        self._to_record = _OLD_COPIES_PER_SCAN
 
     def _records_listed(self) -> set[str]:
         if self._recorded is None:
@@ -345,9 +362,9 @@ class ArchiveIndex:
     def record(self, name: str) -> CopyRecord | None:
         """The record of copy ``name`` (read once), or None."""
         if name not in self._records:
-            folder = self._folder
-            known = folder is not None and name in self._records_listed()
-            self._records[name] = read_record(folder, name) if folder is not None and known else None
+            path = self._records_prefix + record_name(name)
+            # Listed: the folder is no symlink (each record is opened without following one).
+            self._records[name] = _read_record_at(path, name) if name in self._records_listed() else None
         return self._records[name]
 
     def has(self, stem: str) -> bool:
@@ -373,13 +390,16 @@ class ArchiveIndex:
         return record.mtime_ns if record is not None else None
 
     def _record_old_copy(self, name: str, st: os.stat_result) -> None:
-        """Give a copy made before records existed its record (best effort: the copy still answers)."""
-        if not self._usable:
+        """Give a copy made before records existed its record (best effort: the copy still answers; a
+        bounded number per scan, so the first scans after an upgrade stay cheap)."""
+        if not self._usable or self._folder is None or self._to_record <= 0:
             return
+        self._to_record -= 1
+        record = CopyRecord(st.st_size, st.st_mtime_ns, None)
         try:
-            record = CopyRecord(st.st_size, st.st_mtime_ns, None)
-            store_record(self._folder, name, record, replace=False, durable=False)
+            store_record(records_dir(self._folder), name, record, replace=False, durable=False)
         except OSError:
+            self._to_record = 0  # a folder it cannot write to: not tried again in this scan
             return
         self._records_listed().add(name)
 

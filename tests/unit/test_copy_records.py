@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from openclaw_nexus import archive as archive_module
-from openclaw_nexus import stores
+from openclaw_nexus import discovery, stores
 from openclaw_nexus.archive import ArchiveError, archive_transcript, find_copy, holds_version, restamp
 from openclaw_nexus.discovery import ArchiveIndex, Window
 
@@ -286,18 +286,18 @@ def test_the_archive_index_lists_the_records_once_and_reads_only_those_of_missin
         archive_transcript(sessions, f"{sid}.jsonl", sid, **seen)
     (sessions / "archive" / "s2.jsonl").unlink()
     listed, read = [], []
-    real_scandir, real_read = os.scandir, archive_module.read_record
+    real_scandir, real_read = os.scandir, discovery._read_record_at
 
     def scandir(path):
         listed.append(Path(path).name)
         return real_scandir(path)
 
-    def read_record(folder, name):
+    def read_record(path, name):
         read.append(name)
-        return real_read(folder, name)
+        return real_read(path, name)
 
     monkeypatch.setattr("openclaw_nexus.discovery.os.scandir", scandir)
-    monkeypatch.setattr("openclaw_nexus.discovery.read_record", read_record)
+    monkeypatch.setattr("openclaw_nexus.discovery._read_record_at", read_record)
     index = ArchiveIndex(sessions)
     assert [index.mtimes(sid) for sid in ["s1", "s2", "s3", "s4"]] == [[MTIME], [MTIME + 1], [MTIME + 2], []]
     assert index.session_mtimes("s2") == {MTIME + 1} and index.names_of("s4") == []
@@ -338,6 +338,19 @@ def test_a_copy_made_before_records_existed_is_recorded_by_the_first_scan_that_l
     assert ArchiveIndex(sessions).mtimes(SID) == [MTIME], "what it held, by its mtime, survives"
     # Its bytes were never read: a match by content needs the copy.
     assert find_copy(sessions, SID, size=len(CONTENT), sha256=hashlib.sha256(CONTENT).hexdigest()) is None
+
+
+def test_old_copies_are_recorded_a_bounded_number_per_scan(sessions, monkeypatch):
+    (sessions / "archive").mkdir()
+    for n in range(3):
+        write(sessions / "archive" / f"s{n}.jsonl")
+    monkeypatch.setattr(discovery, "_OLD_COPIES_PER_SCAN", 2)
+    index = ArchiveIndex(sessions)
+    assert [index.mtimes(f"s{n}") for n in range(3)] == [[MTIME]] * 3
+    assert sorted(records(sessions)) == ["s0.json", "s1.json"]
+    index = ArchiveIndex(sessions)
+    assert [index.mtimes(f"s{n}") for n in range(3)] == [[MTIME]] * 3
+    assert sorted(records(sessions)) == ["s0.json", "s1.json", "s2.json"]
 
 
 def test_a_scan_never_replaces_a_record_that_is_there(sessions):
