@@ -99,10 +99,12 @@ def restore(oc: OpenClaw, live_state: Path, result: dict, target: Path) -> Path:
 
 
 def database_content(agent: Path) -> dict[str, bytes]:
-    """The agent database and its write-ahead log, as bytes. Not its ``-shm``: SQLite's shared-memory
-    index, where every reader (OpenClaw's own included) takes its read marks; ``openclaw doctor`` leaves
-    one behind on the restored state."""
-    return {name: data for name, data in database_files(agent).items() if not name.endswith("-shm")}
+    """The agent database and its write-ahead log, as bytes (an absent log as empty: SQLite creates an
+    empty one when any reader, OpenClaw's own included, opens a database OpenClaw had closed). Not its
+    ``-shm``: SQLite's shared-memory index, where every reader takes its read marks; ``openclaw doctor``
+    may leave one behind on the restored state."""
+    files = database_files(agent)
+    return {"database": files["openclaw-agent.sqlite"], "wal": files.get("openclaw-agent.sqlite-wal", b"")}
 
 
 def doctor(oc: OpenClaw, state: Path, **kwargs) -> None:
