@@ -13,8 +13,11 @@ confirmed upload as `sessions/archive/<sessionId>.jsonl`, and reports a **JobRes
   one short transaction each and sent in OpenClaw's own export form; OpenClaw's rows are never touched.
   Live sessions are never sent; the discover log counts them.
 
-- `find_agents`: the agents to scan (Param `agents`, default every folder under `agents/`).
-- `discover` (mapped per agent): finds the agent's completed sessions in its store; returns them and errors.
+- `find_agents`: the agents to scan, in one task: those the check finds may have something to send
+  (an agent whose files are unchanged since a full scan found nothing to send is skipped; its log and
+  its `check` XCom say how many were scanned and skipped), or those the Param `agents` names.
+- `discover` (mapped over those agents, named by agent): finds the agent's completed sessions in its
+  store; returns them and errors.
 - `select`: orders every agent's sessions oldest first and caps them at `max_sessions`.
 - `deliver.upload` → `deliver.archive` (mapped per session, named `<agent>/<session>`): streams one
   transcript to Nexus, then archives it; a failed upload blocks only its own archive.
@@ -101,9 +104,13 @@ DOC_MD = f"{__doc__.rstrip()}\n\nPackage: `session-upload {__version__}`.\n"
 
 
 @task
-def find_agents(params: dict, ti=None) -> list[str]:
-    """List the agents to scan: the `agents` Param, or every folder under `agents/`."""
-    return runs.find_agents(params["agents"], ti)
+def find_agents(
+    params: dict, ti=None, dag_run=None, data_interval_start=None, data_interval_end=None
+) -> list[str]:
+    """List the agents that may have something to send (the check: their files changed since a full scan
+    found nothing, or that scan found something), or those the `agents` Param names."""
+    window = runs.window_for(dag_run, data_interval_start, data_interval_end, params["settle_minutes"])
+    return runs.find_agents(params["agents"], ti, window, include_archived=params["include_archived"])
 
 
 @task(map_index_template="{{ task.op_kwargs['agent_id'] }}")
@@ -111,6 +118,7 @@ def discover(
     agent_id: str,
     db_settle_seconds: float,
     params: dict,
+    ti=None,
     dag_run=None,
     data_interval_start=None,
     data_interval_end=None,
@@ -119,11 +127,13 @@ def discover(
     window = runs.window_for(
         dag_run, data_interval_start, data_interval_end, params["settle_minutes"], db_settle_seconds
     )
-    return runs.discover(agent_id, window, include_archived=params["include_archived"])
+    return runs.discover(agent_id, window, include_archived=params["include_archived"], ti=ti)
 
 
-@task
-def select(scans: list[dict], params: dict, ti=None) -> list[dict]:
+# none_failed: when the check finds no agent with something to send, discover maps over nothing and is
+# skipped; the run still selects nothing and reports its JobResult.
+@task(trigger_rule="none_failed")
+def select(scans: list[dict] | None, params: dict, ti=None) -> list[dict]:
     """Take every agent's sessions oldest first, capped at `max_sessions`; none to deliver on a dry run."""
     return runs.select(scans, params["max_sessions"], ti, dry_run=params["dry_run"])
 
