@@ -3,17 +3,24 @@
 The move is a hard link to the archive name (fails instead of overwriting) followed by an unlink of
 the source, so it is atomic on one filesystem, never overwrites, and can be retried: a retry that
 finds the move done, or half done, finishes it or does nothing.
+
+Each copy has a record in ``archive/.copies/`` (``discovery.COPIES_DIR``: its size, mtime and sha256),
+written and made durable before the copy is linked, and again before the copy's mtime moves
+(``restamp``): OpenClaw's backup keeps the records but not the copies, and a run on a restored host
+reads the record of a copy that is not there. Records are only written here, for bytes Nexus confirmed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from openclaw_nexus.discovery import ARCHIVE_DIR
+from openclaw_nexus.discovery import ARCHIVE_DIR, COPIES_DIR, CopyRecord, read_record, record_name
 
 _HASH_CHUNK = 1 << 20
 # Link failures that mean "this filesystem cannot hard-link", not "something is wrong".
@@ -44,13 +51,79 @@ def file_sha256(path: Path) -> str:
 
 
 def find_copy(sessions_dir: Path, session_id: str, *, size: int, sha256: str) -> str | None:
-    """The name (``archive/<id>[+N].jsonl``) of an archived copy holding exactly these bytes, if any."""
+    """The name (``archive/<id>[+N].jsonl``) of an archived copy holding exactly these bytes, if any (for
+    a copy that is not there, its record says what it held)."""
     archive = sessions_dir / ARCHIVE_DIR
     for name in _existing_archive_names(archive, session_id):
         candidate = archive / name
-        if candidate.stat().st_size == size and file_sha256(candidate) == sha256:
+        try:
+            same = candidate.stat().st_size == size and file_sha256(candidate) == sha256
+        except FileNotFoundError:
+            record = read_record(archive, name)
+            same = record is not None and (record.size, record.sha256) == (size, sha256)
+        if same:
             return f"{ARCHIVE_DIR}/{name}"
     return None
+
+
+def holds_version(sessions_dir: Path, session_id: str, *, size: int, mtime_ns: int) -> bool:
+    """Whether a copy ``archive/<id>[+N].jsonl`` (or the record of one that is not there) has this size
+    and mtime: the file was sent as it is."""
+    archive = sessions_dir / ARCHIVE_DIR
+    if archive.is_symlink():
+        return False
+    for name in _existing_archive_names(archive, session_id):
+        try:
+            copy = os.lstat(archive / name)
+        except FileNotFoundError:
+            record = read_record(archive, name)
+            if record is not None and (record.size, record.mtime_ns) == (size, mtime_ns):
+                return True
+            continue
+        if stat.S_ISREG(copy.st_mode) and (copy.st_size, copy.st_mtime_ns) == (size, mtime_ns):
+            return True
+    return False
+
+
+def restamp(sessions_dir: Path, copy: str, *, size: int, mtime_ns: int, sha256: str) -> None:
+    """Give the copy ``copy`` (``archive/<name>``, holding exactly these bytes) the mtime ``mtime_ns``: it
+    now stands for the session as it is. Its record first, so the record is never behind the copy; a
+    copy that is not there (only its record survived a restore) keeps just the record."""
+    name = copy.removeprefix(f"{ARCHIVE_DIR}/")
+    archive = sessions_dir / ARCHIVE_DIR
+    write_record(archive, name, CopyRecord(size, mtime_ns, sha256))
+    with contextlib.suppress(FileNotFoundError):
+        os.utime(archive / name, ns=(mtime_ns, mtime_ns))
+
+
+def write_record(archive: Path, copy_name: str, record: CopyRecord) -> None:
+    """Write (or replace) the record of ``archive/<copy_name>``, durably: 0600 in a 0700 folder, its own
+    mtime the copy's. Raises ``ArchiveError``."""
+    folder = archive / COPIES_DIR
+    target = folder / record_name(copy_name)
+    partial = folder / f"{target.name}.part"
+    try:
+        if not folder.is_symlink():
+            folder.mkdir(mode=0o700, exist_ok=True)
+        if folder.is_symlink():
+            raise ArchiveError(f"{folder} is a symlink: not followed")
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(record.to_bytes(copy_name))
+            out.flush()
+            os.fsync(out.fileno())
+        os.utime(partial, ns=(record.mtime_ns, record.mtime_ns))
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise ArchiveError(f"cannot record {copy_name} in {folder}: {exc.strerror or exc}") from None
+    _fsync_dir(folder)
+
+
+def _drop_record(archive: Path, copy_name: str, record: CopyRecord) -> None:
+    """Remove a record written for a copy this attempt did not make (only while it still says ours)."""
+    if read_record(archive, copy_name) == record:
+        (archive / COPIES_DIR / record_name(copy_name)).unlink(missing_ok=True)
 
 
 def move_as_is(sessions_dir: Path, file_name: str) -> str:
@@ -79,9 +152,14 @@ def move_as_is(sessions_dir: Path, file_name: str) -> str:
     return f"{ARCHIVE_DIR}/{file_name}"
 
 
+def _taken(archive: Path, name: str) -> bool:
+    """A copy by that name is there, or its record is (the copy was made and is gone: a restore)."""
+    return os.path.lexists(archive / name) or os.path.lexists(archive / COPIES_DIR / record_name(name))
+
+
 def _existing_archive_names(archive: Path, session_id: str):
     n = 0
-    while (archive / archive_name(session_id, n)).exists():
+    while _taken(archive, archive_name(session_id, n)):
         yield archive_name(session_id, n)
         n += 1
 
@@ -122,39 +200,65 @@ def archive_transcript(
         archive.mkdir(mode=0o700, exist_ok=True)  # transcripts hold users' secrets
     except OSError as exc:
         raise ArchiveError(f"cannot create {archive}: {exc.strerror or exc}") from None
+    record = CopyRecord(size, mtime_ns, sha256)
     for name in _existing_archive_names(archive, session_id):
-        # A retry after a crash between link and unlink: the archive entry is this very file.
-        if os.path.samefile(archive / name, source):
+        target = archive / name
+        try:
+            same = os.path.samefile(target, source)
+        except FileNotFoundError:  # only its record is there
+            # A retry after a crash between the record and the copy: the record is this very file's.
+            if read_record(archive, name) == record and _place(source, target):
+                break
+            continue
+        if same:  # a retry after a crash between link and unlink: the archive entry is this very file
+            if read_record(archive, name) is None:
+                write_record(archive, name, record)  # linked by a release that wrote no records
             source.unlink()
             _fsync_dir(sessions_dir)
             return ArchiveOutcome(f"{ARCHIVE_DIR}/{name}", already_done=True)
-
-    n = 0
-    while True:
-        target = archive / archive_name(session_id, n)
-        try:
-            os.link(source, target, follow_symlinks=False)
-        except FileExistsError:
+    else:
+        n = 0
+        while True:
+            target = archive / archive_name(session_id, n)
             n += 1
-            continue
-        except OSError as exc:
-            if exc.errno not in _NO_LINK_ERRNOS:
-                raise ArchiveError(f"cannot archive {source} as {target}: {exc.strerror or exc}") from None
-            if target.exists():
-                n += 1
+            if _taken(archive, target.name):
                 continue
-            _rename(source, target)
-            break
-        try:
-            source.unlink()
-        except OSError as exc:
-            raise ArchiveError(
-                f"archived {source} as {target} but cannot remove it: {exc.strerror}"
-            ) from None
-        break
+            try:  # the record before the copy: a copy always has its record
+                write_record(archive, target.name, record)
+            except ArchiveError as exc:
+                raise ArchiveError(f"cannot archive {source} as {target}: {exc}") from None
+            try:
+                placed = _place(source, target)
+            except ArchiveError:
+                _drop_record(archive, target.name, record)
+                raise
+            if placed:
+                break
+            _drop_record(archive, target.name, record)  # taken meanwhile, by a copy not made here
+    try:
+        source.unlink(missing_ok=True)  # gone already after a rename
+    except OSError as exc:
+        raise ArchiveError(f"archived {source} as {target} but cannot remove it: {exc.strerror}") from None
     _fsync_dir(archive)
     _fsync_dir(sessions_dir)
     return ArchiveOutcome(f"{ARCHIVE_DIR}/{target.name}", already_done=False)
+
+
+def _place(source: Path, target: Path) -> bool:
+    """Make ``target`` the source file, never overwriting: a hard link (the source is then still there),
+    or a rename where this filesystem cannot hard-link. False when ``target`` exists; ``ArchiveError``
+    when nothing could be placed."""
+    try:
+        os.link(source, target, follow_symlinks=False)
+    except FileExistsError:
+        return False
+    except OSError as exc:
+        if exc.errno not in _NO_LINK_ERRNOS:
+            raise ArchiveError(f"cannot archive {source} as {target}: {exc.strerror or exc}") from None
+        if target.exists():
+            return False
+        _rename(source, target)
+    return True
 
 
 def _rename(source: Path, target: Path) -> None:

@@ -31,7 +31,7 @@ from pathlib import Path
 from openclaw_nexus import discovery, stores
 from openclaw_nexus.discovery import AgentScan, Window
 from openclaw_nexus.names import INDEX_FILE
-from openclaw_nexus.sqlite_store import database_of
+from openclaw_nexus.sqlite_db import database_of
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ This is the bottom of the package: it imports no other module of it but ``names`
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import stat
@@ -34,6 +35,63 @@ ARCHIVED_NAME_RE = re.compile(
     rf"(?P<id>{SESSION_ID_RE.pattern})(?:@(?P<conversation>{CONVERSATION_TOKEN_RE.pattern}))?(?:\+\d+)?\.jsonl",
     re.IGNORECASE,
 )
+# In ``archive/``: the record of each copy, ``<copy name without .jsonl>.json`` (dots as ``,``), holding
+# what later runs read from the copy: its size, mtime (ns) and sha256. OpenClaw's backup (``openclaw backup
+# create``) leaves out every ``*.jsonl`` and ``*.log`` under ``sessions/``, so a host restored from it has
+# these records but none of the copies; a copy that is missing is answered by its record. Written before
+# the copy is linked and again before its mtime moves (``archive``), never for bytes Nexus did not confirm.
+COPIES_DIR = ".copies"
+_RECORD_SUFFIX = ".json"
+_RECORD_LIMIT = 4096
+
+
+@dataclass(frozen=True)
+class CopyRecord:
+    """What an archive copy holds, as recorded beside it."""
+
+    size: int
+    mtime_ns: int
+    sha256: str
+
+    def to_bytes(self, copy_name: str) -> bytes:
+        data = {"copy": copy_name, "size": self.size, "mtimeNs": self.mtime_ns, "sha256": self.sha256}
+        return (json.dumps(data, separators=(",", ":")) + "\n").encode()
+
+
+def record_name(copy_name: str) -> str:
+    """The record's file name: never ``*.jsonl`` or ``*.log``, and no ``.tmp.`` (OpenClaw's backup skips
+    those), so the copy's dots become ``,`` (a character no session id or conversation token has)."""
+    return copy_name.removesuffix(".jsonl").replace(".", ",") + _RECORD_SUFFIX
+
+
+def copy_of_record(name: str) -> str | None:
+    """The copy a record file names, or None when the name is not a record's."""
+    if not name.endswith(_RECORD_SUFFIX) or "." in name[: -len(_RECORD_SUFFIX)]:
+        return None
+    copy = name[: -len(_RECORD_SUFFIX)].replace(",", ".") + ".jsonl"
+    return copy if ARCHIVED_NAME_RE.fullmatch(copy) else None
+
+
+def read_record(archive_dir: Path, copy_name: str) -> CopyRecord | None:
+    """The record of ``archive_dir/<copy_name>``; None when there is none or it cannot be trusted (then the
+    copy counts as never made)."""
+    folder = archive_dir / COPIES_DIR
+    try:
+        if folder.is_symlink():
+            return None
+        fd = os.open(folder / record_name(copy_name), os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd, "rb") as handle:
+            data = json.loads(handle.read(_RECORD_LIMIT))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("copy") != copy_name:
+        return None
+    size, mtime_ns, sha256 = data.get("size"), data.get("mtimeNs"), data.get("sha256")
+    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, mtime_ns)):
+        return None
+    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
+        return None
+    return CopyRecord(size, mtime_ns, sha256)
 
 
 @dataclass(frozen=True)
@@ -183,7 +241,9 @@ class ArchiveIndex:
     mtime = the reset that closed it, or the session's last change for its last conversation). With
     100,000 sessions of 10 conversations, a ``stat`` of every copy took longer than a whole discovery may:
     a session whose every conversation was found archived is recorded once (``ALL_SENT_DIR``) and then
-    answered by name.
+    answered by name. A copy that is not there (a host restored from OpenClaw's backup, which leaves the
+    copies out) is answered by its record (``COPIES_DIR``): that folder is listed once, on the first
+    lookup of a name that is not a copy, and a record is read when a lookup names its copy.
     """
 
     def __init__(self, sessions_dir: Path | None) -> None:
@@ -196,26 +256,54 @@ class ArchiveIndex:
         listable = ALL_SENT_DIR in self._names and marks.is_dir() and not marks.is_symlink()
         self._all_sent = set(os.listdir(marks)) if listable else set()
         self._by_session: dict[str, list[str]] | None = None
+        self._recorded: set[str] | None = None  # copies with a record, listed on first need
+        self._records: dict[str, CopyRecord | None] = {}
+
+    def _records_listed(self) -> set[str]:
+        if self._recorded is None:
+            self._recorded = set()
+            folder = self._folder / COPIES_DIR if self._folder is not None else None
+            if COPIES_DIR in self._names and not folder.is_symlink() and folder.is_dir():
+                with os.scandir(folder) as entries:
+                    self._recorded = {copy for e in entries if (copy := copy_of_record(e.name)) is not None}
+        return self._recorded
+
+    def _known(self, name: str) -> bool:
+        """A copy by that name is there, or its record is."""
+        return name in self._names or name in self._records_listed()
+
+    def record(self, name: str) -> CopyRecord | None:
+        """The record of copy ``name`` (read once), or None."""
+        if name not in self._records:
+            known = self._folder is not None and name in self._records_listed()
+            self._records[name] = read_record(self._folder, name) if known else None
+        return self._records[name]
 
     def has(self, stem: str) -> bool:
-        """Whether ``<stem>.jsonl`` is there (by name; the first copy of a stem always has that name)."""
-        return f"{stem}.jsonl" in self._names
+        """Whether ``<stem>.jsonl`` is there or recorded (by name; the first copy of a stem always has that
+        name)."""
+        return self._known(f"{stem}.jsonl")
 
     def _mtime(self, name: str) -> int | None:
-        try:
-            st = os.lstat(self._prefix + name)
-        except OSError:
-            return None
-        return st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
+        if name in self._names:
+            try:
+                st = os.lstat(self._prefix + name)
+            except FileNotFoundError:
+                pass  # gone since the listing: its record answers
+            except OSError:
+                return None
+            else:
+                return st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
+        record = self.record(name)
+        return record.mtime_ns if record is not None else None
 
     def mtimes(self, stem: str) -> list[int]:
-        """The mtimes of ``<stem>.jsonl``, ``<stem>+1.jsonl``, ... (regular files only; the versions are
-        numbered from 1 up, each name the first free one, and copies are never removed)."""
+        """The mtimes of ``<stem>.jsonl``, ``<stem>+1.jsonl``, ... (regular files only, or the record of a
+        copy that is not there; the versions are numbered from 1 up, each name the first free one, and
+        copies are never removed)."""
         name = f"{stem}.jsonl"
-        if name not in self._names:
-            return []
         found, n = [], 0
-        while name in self._names:
+        while self._known(name):
             if (mtime := self._mtime(name)) is not None:
                 found.append(mtime)
             n += 1
@@ -223,10 +311,11 @@ class ArchiveIndex:
         return found
 
     def names_of(self, session_id: str) -> list[str]:
-        """Every copy of one session, whole or conversation (one pass over the names, on first use)."""
+        """Every copy of one session, whole or conversation, there or recorded (one pass over the names, on
+        first use)."""
         if self._by_session is None:
             self._by_session = {}
-            for name in self._names:
+            for name in self._names | self._records_listed():
                 if ARCHIVED_NAME_RE.fullmatch(name):
                     sid = name[: -len(".jsonl")].partition("+")[0].partition("@")[0]
                     self._by_session.setdefault(sid, []).append(name)

@@ -174,7 +174,13 @@ def record_file_archived(sessions_dir: Path, session: dict, receipt: dict) -> ar
     if staged and receipt.get("duplicateOf"):
         (sessions_dir / staged).unlink(missing_ok=True)
         if keep:  # the copy with these bytes now stands for the file as it is: later scans skip it
-            os.utime(sessions_dir / receipt["duplicateOf"], ns=(receipt["mtimeNs"], receipt["mtimeNs"]))
+            archive.restamp(
+                sessions_dir,
+                receipt["duplicateOf"],
+                size=receipt["size"],
+                mtime_ns=receipt["mtimeNs"],
+                sha256=receipt["sha256"],
+            )
         outcome = archive.ArchiveOutcome(receipt["duplicateOf"], already_done=True)
     else:
         outcome = archive.archive_transcript(
@@ -277,20 +283,9 @@ def scan_files(
 
 
 def _copied(sessions_dir: Path, session_id: str, info: os.stat_result) -> bool:
-    """Whether a copy ``archive/<id>[+N].jsonl`` has this file's size and mtime: it was sent as it is."""
-    folder = sessions_dir / ARCHIVE_DIR
-    if folder.is_symlink():
-        return False
-    n = 0
-    while True:
-        try:
-            copy = os.lstat(folder / archive.archive_name(session_id, n))
-        except OSError:
-            return False
-        same = (copy.st_size, copy.st_mtime_ns) == (info.st_size, info.st_mtime_ns)
-        if same and stat.S_ISREG(copy.st_mode):
-            return True
-        n += 1
+    """Whether a copy ``archive/<id>[+N].jsonl`` (or its record) has this file's size and mtime: it was
+    sent as it is."""
+    return archive.holds_version(sessions_dir, session_id, size=info.st_size, mtime_ns=info.st_mtime_ns)
 
 
 def _add_archived(scan: AgentScan, sessions_dir: Path, active: ActiveSet, window: Window) -> None:

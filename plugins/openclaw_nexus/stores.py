@@ -1,8 +1,8 @@
 """One interface over OpenClaw's session stores, for discovery, upload and archive. Airflow-free.
 
-Each store is one module with one class (``jsonl_store.JsonlStore``, ``sqlite_store.SqliteStore``, both
-built on ``files`` for transcript files) implementing ``store_protocol.Store``, which answers three
-questions for one agent:
+Each store is one class (``jsonl_store.JsonlStore``; ``sqlite_store.SqliteStore``, on ``sqlite_db``,
+``sqlite_live`` and ``sqlite_export``; both built on ``files`` for transcript files) implementing
+``store_protocol.Store``, which answers three questions for one agent:
 
 - ``find(window)``: its completed sessions (an ``AgentScan``);
 - ``open_transcript(session)``: the bytes to send, as a file (``staging.Transcript``), checked to be
@@ -23,7 +23,8 @@ from pathlib import Path
 from openclaw_nexus import archive, conversations, discovery
 from openclaw_nexus.discovery import AgentScan, Window
 from openclaw_nexus.jsonl_store import JsonlStore
-from openclaw_nexus.sqlite_store import SqliteStore, database_of
+from openclaw_nexus.sqlite_db import database_of
+from openclaw_nexus.sqlite_store import SqliteStore
 from openclaw_nexus.staging import Transcript
 from openclaw_nexus.store_protocol import Store
 from openclaw_nexus.transcript import TranscriptError, snapshot
@@ -54,7 +55,7 @@ def scan_agent(
 
 def open_transcript(state_dir: Path, session: dict) -> Transcript:
     """The transcript of a discovered session. Raises ``TranscriptError`` (permanent for this run) or
-    ``sqlite_store.StoreError`` (the database cannot be read now: locked, or corrupt)."""
+    ``sqlite_db.StoreError`` (the database cannot be read now: locked, or corrupt)."""
     return store_for(state_dir, session["agentId"]).open_transcript(session)
 
 

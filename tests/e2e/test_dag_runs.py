@@ -157,9 +157,13 @@ def test_clean_run_is_green_announces_the_asset_and_a_rerun_finds_nothing(sandbo
     assert "Returned value was: None" not in first.output
     assert (first.note, first.note_author) == ("Uploaded 3 sessions across 1 agent", NOTE_AUTHOR)
     archive = sessions_of(state_dir, "main") / ARCHIVE
-    assert sorted(p.name for p in archive.iterdir()) == sorted(
-        f"{c['sessionId']}.jsonl" for c in made["main"]["completed"]
-    )
+    assert sorted(p.name for p in archive.iterdir()) == [
+        ".copies",
+        *sorted(f"{c['sessionId']}.jsonl" for c in made["main"]["completed"]),
+    ]
+    assert sorted(p.name for p in (archive / ".copies").iterdir()) == sorted(
+        f"{c['sessionId']}.json" for c in made["main"]["completed"]
+    ), "each copy has its record, which OpenClaw's backup keeps"
 
     second = sandbox.run_dag()
     assert second.state == "success"

@@ -745,7 +745,7 @@ def test_worker_killed_during_an_upload_then_rerun_loses_nothing_and_duplicates_
 
     assert rerun.state == "success", rerun.output[-3000:]
     archive = sessions / "archive"
-    assert sorted(p.name for p in archive.iterdir()) == sorted(f"{sid}.jsonl" for sid in files)
+    assert sorted(p.name for p in archive.iterdir()) == [".copies", *sorted(f"{sid}.jsonl" for sid in files)]
     for session_id, content in originals.items():
         assert (archive / f"{session_id}.jsonl").read_bytes() == content, "nothing lost"
         assert not (sessions / files[session_id]).exists()
@@ -762,9 +762,11 @@ def test_worker_killed_during_an_upload_then_rerun_loses_nothing_and_duplicates_
 def test_permission_denied_reading_a_transcript_or_writing_the_archive_fails_only_that_session(
     template_home, tmp_path
 ):
-    """Root ignores file modes: when the tests run as root, this run drops the capabilities that let it
-    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH; tests/privileges.py), so the modes below apply to it as to
-    any other user."""
+    """A transcript of mode 000 is an error at discovery (``cannot read transcript: Permission denied``)
+    and never reaches Nexus; an agent whose ``archive/`` is read-only gets an error at the archive step,
+    its transcript stays in place unchanged and nothing is written to ``archive/``; the run fails, and the
+    other two sessions are uploaded and archived (``itemsProcessed`` 2, two errors). Root ignores file
+    modes, so as root this run drops CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH (tests/privileges.py)."""
     prefix = modes_apply_prefix()
     state = tmp_path / "openclaw"
     main = state / "agents" / "main" / "sessions"
@@ -994,6 +996,7 @@ def test_5000_completed_sessions_on_one_agent_take_at_most_the_cap_per_run(templ
         f"Uploaded {CAP} sessions across 1 agent; {5000 - 2 * CAP} more left for later runs"
     )
     assert after_second == ids[: 2 * CAP], "the next ones, each once"
-    assert sorted(p.name for p in (sessions / "archive").iterdir()) == [f"{s}.jsonl" for s in ids[: 2 * CAP]]
+    archived = sorted(p.name for p in (sessions / "archive").glob("*.jsonl"))
+    assert archived == [f"{s}.jsonl" for s in ids[: 2 * CAP]]
     assert len(list(sessions.glob("*.jsonl"))) == 5000 - 2 * CAP
     assert sandbox.leaks(API_KEY, dry.output, first.output, second.output) == []

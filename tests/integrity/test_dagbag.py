@@ -157,8 +157,8 @@ def test_job_result_runs_whatever_happened_and_mapped_tasks_are_named(dag):
 
 
 def test_every_task_pushes_one_return_value_not_one_xcom_per_key(dag):
-    """A ``-> dict`` task infers ``multiple_outputs``: one XCom write per key besides return_value, which
-    on the embedded default cost ~1.1 s per archive task (job_result reads return_value only)."""
+    """No task has ``multiple_outputs`` (which a ``-> dict`` task infers: one XCom write per key besides
+    ``return_value``, each a metadata-DB write; job_result reads ``return_value`` only)."""
     assert [t.task_id for t in dag.tasks if getattr(t, "multiple_outputs", False)] == []
 
 
@@ -325,7 +325,8 @@ def test_the_settle_times_reach_the_trigger_and_the_dag_alike(monkeypatch):
 
 
 def test_with_the_watcher_off_the_dag_runs_on_the_plain_cron(monkeypatch):
-    """SESSION_UPLOAD_WATCH=0: for deployments without a triggerer."""
+    """With SESSION_UPLOAD_WATCH=0 (deployments without a triggerer) the timetable is a plain
+    ``CronDataIntervalTimetable``, not one on an asset too, and the DAG has no asset watcher."""
     from openclaw_nexus import compat
 
     dag = parse(monkeypatch, SESSION_UPLOAD_WATCH="0").dags["session_upload"]

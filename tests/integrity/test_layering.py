@@ -2,9 +2,12 @@
 
 Imports go down only: ``discovery`` (and ``names``) at the bottom; ``archive``, ``staging``,
 ``transcript``, ``zst`` and ``store_protocol`` on it; ``files`` (transcript files, both eras) on those;
-``jsonl_store`` and ``sqlite_store`` on ``files``; ``stores`` (the dispatcher) on the stores; ``detector``
-(Airflow-free: which agents to scan when) on ``stores``; ``runs``, ``nexus``, ``watcher`` and ``dag`` on
-top. Every import counts: module-level, function-local, under ``if``.
+``jsonl_store`` on ``files``; the SQLite store in four rooms, each on the ones before it: ``sqlite_db``
+(read-only access to the database, on nothing of the package), ``sqlite_live`` (the live set and the
+scan), ``sqlite_export`` (a transcript exported to a staging file), ``sqlite_store`` (the store class, on
+``files`` too); ``stores`` (the dispatcher) on the stores; ``detector`` (Airflow-free: which agents to
+scan when) on ``stores``; ``runs``, ``nexus``, ``watcher`` and ``dag`` on top. Every import counts:
+module-level, function-local, under ``if``.
 """
 
 from __future__ import annotations
@@ -14,7 +17,9 @@ import importlib.util
 from pathlib import Path
 
 PACKAGE = "openclaw_nexus"
-STORE_MODULES = {"files", "jsonl_store", "sqlite_store", "store_protocol", "stores"}
+# The SQLite store's rooms, bottom first: each may import the ones before it, none the ones after.
+SQLITE_ROOMS = ["sqlite_db", "sqlite_live", "sqlite_export", "sqlite_store"]
+STORE_MODULES = {"files", "jsonl_store", *SQLITE_ROOMS, "store_protocol", "stores"}
 # The Airflow glue: the modules that may import Airflow, and that nothing below them imports.
 AIRFLOW_GLUE = {"compat", "dag", "nexus", "runs", "watcher"}
 
@@ -115,6 +120,8 @@ def test_the_parser_sees_the_imports_it_must():
     assert {"discovery", "files", "jsonl_store", "sqlite_store", "stores", "runs"} <= GRAPH.keys()
     assert {"jsonl_store", "sqlite_store", "store_protocol"} <= GRAPH["stores"]
     assert "files" in GRAPH["jsonl_store"] and "files" in GRAPH["sqlite_store"]
+    assert {"sqlite_db", "sqlite_live", "sqlite_export"} <= GRAPH["sqlite_store"]
+    assert {"sqlite_db", "sqlite_live"} <= GRAPH["sqlite_export"] and "sqlite_db" in GRAPH["sqlite_live"]
     assert "discovery" in GRAPH["files"]
 
 
@@ -149,9 +156,19 @@ def test_no_import_cycle():
 
 
 def test_sqlite_store_does_not_import_jsonl_store():
-    assert "jsonl_store" not in reachable(GRAPH, "sqlite_store"), (
-        "sqlite_store reaches jsonl_store; what both eras share belongs in files"
-    )
+    for module in SQLITE_ROOMS:
+        assert "jsonl_store" not in reachable(GRAPH, module), (
+            f"{module} reaches jsonl_store; what both eras share belongs in files"
+        )
+
+
+def test_the_sqlite_rooms_import_down():
+    for at, module in enumerate(SQLITE_ROOMS):
+        above = set(SQLITE_ROOMS[at + 1 :])
+        assert not reachable(GRAPH, module) & above, (
+            f"{module} reaches {sorted(reachable(GRAPH, module) & above)}, a room above it"
+        )
+    assert not reachable(GRAPH, "sqlite_db"), "sqlite_db (database access) imports nothing of the package"
 
 
 def test_discovery_imports_no_store_module():

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import pytest
 
-from openclaw_nexus import sqlite_store, stores
+from openclaw_nexus import sqlite_db, stores
 from openclaw_nexus.staging import STAGING_DIR
 from tests.e2e.conftest import assert_database_untouched, database_files
 from tests.e2e.test_dag_runs import snapshot_tree
@@ -43,7 +43,7 @@ from tests.openclaw.test_conversations_store import T0, append_turn, archive_dir
 from tests.openclaw.test_sqlite_store import WINDOW, archived_sid, database, main_sid, openclaw_write
 
 AGENT = "main"
-DATABASE = str(sqlite_store.DATABASE)  # the ``file`` a discovery error names: agent/openclaw-agent.sqlite
+DATABASE = str(sqlite_db.DATABASE)  # the ``file`` a discovery error names: agent/openclaw-agent.sqlite
 FAULTS = ["locked", "corrupt", "future_schema"]
 
 # The test plays a writer of OpenClaw's that holds its database past the busy timeout (as the e2e fault
@@ -187,7 +187,7 @@ def test_a_database_fault_at_export_stages_nothing_for_a_conversation_as_for_a_w
         db_before = database_files(agent_dir(state))
         reasons = {}
         for item in [*conversation_items, whole]:
-            with pytest.raises(sqlite_store.StoreError) as raised:
+            with pytest.raises(sqlite_db.StoreError) as raised:
                 stores.open_transcript(state, item)
             reasons[item.get("conversation")] = str(raised.value)
         db_after = database_files(agent_dir(state))

@@ -4,7 +4,9 @@ writer would) next to JSONL-era agents: what a poll signals and what it scans.""
 from __future__ import annotations
 
 import json
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -36,16 +38,44 @@ def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+def completed_by_openclaw(state: Path) -> set[tuple]:
+    """The main agent's completions as OpenClaw's doctor left them, read here with sqlite3 read-only (not
+    by the package): the session of each node it archived (the transcript no index listed becomes
+    ``agent:main:recovered:<sid>``) and each ``.reset.`` file it left in ``sessions/``; every window is its
+    node's current one, so no session was superseded."""
+    with closing(sqlite3.connect(f"file:{database(state)}?mode=ro", uri=True)) as db:
+        archived = {
+            sid
+            for (sid,) in db.execute(
+                "SELECT current_session_id FROM session_nodes WHERE archived_at IS NOT NULL"
+            )
+        }
+        (superseded,) = db.execute(
+            "SELECT count(*) FROM session_windows"
+            " WHERE session_id NOT IN (SELECT current_session_id FROM session_nodes)"
+        ).fetchone()
+    assert archived and superseded == 0, (archived, superseded)
+    resets = {path.name for path in (state / "agents" / "main" / "sessions").glob("*.jsonl.reset.*")}
+    return {("main", f"openclaw-agent.sqlite#{sid}", None) for sid in archived} | {
+        ("main", name, None) for name in resets
+    }
+
+
 @pytest.mark.parametrize("closed", [False, True], ids=["open", "closed-cleanly"])
 def test_every_pending_completion_is_signalled_once_and_reading_the_database_changes_nothing(state, closed):
-    make_state(state, ["a1", "a2", "a3"], completed=2, seed=11)
+    """The first poll signals, once each, exactly the completions the generator wrote for the JSONL agents
+    (its own record) and those OpenClaw's doctor left in the main agent (read from its database here); the
+    next polls, which sweep the JSONL agents and never scan the unchanged database, signal nothing."""
+    made = make_state(state, ["a1", "a2", "a3"], completed=2, seed=11)
+    expected = completed_by_openclaw(state) | {
+        (agent, done["file"], None) for agent in ("a1", "a2", "a3") for done in made[agent]["completed"]
+    }
     if closed:  # OpenClaw closed its database cleanly: no -wal, no -shm (a read creates them again)
         for suffix in ("-wal", "-shm"):
             database(state).with_name(database(state).name + suffix).unlink(missing_ok=True)
     detector = watch(state, sweep_per_poll=1)
     first = detector.poll()
-    expected = [key for agent in ["a1", "a2", "a3", "main"] for key in pending(state, agent)]
-    assert any(agent == "main" for agent, _, _ in expected), "the fixture has completed sessions"
+    assert {agent for agent, _, _ in expected} == {"a1", "a2", "a3", "main"}, expected
     assert sorted(first.new) == sorted(expected) and len(set(first.new)) == len(first.new)
     assert first.scanned == ["a1", "a2", "a3", "main"] and first.errors == []
     for _ in range(2):  # the sweep took a1 at the first poll, then takes a2 and a3: main is never due

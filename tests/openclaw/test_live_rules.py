@@ -1,4 +1,4 @@
-"""The live rules of ``sqlite_store`` on states OpenClaw produced through its gateway, offline.
+"""The live rules of ``sqlite_live`` on states OpenClaw produced through its gateway, offline.
 
 ``tools/openclaw/live.py``, OpenClaw 2026.9.6: a turn held in flight by the model stand-in (OpenClaw
 marks its window ``status = 'running'``), a message sent while it runs (OpenClaw keeps it in
@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from openclaw_nexus import discovery, sqlite_store, stores
+from openclaw_nexus import discovery, sqlite_db, sqlite_export, sqlite_live, stores
 from tests.oracle import conversations_of
 from tools.openclaw.checkpoint import CHECKPOINT_AGENT, CHECKPOINT_PIECES, K_WORK, checkpoint_state
 from tools.openclaw.fixture import agent_database, read_only
@@ -57,16 +57,16 @@ def scan_while_held(state: Path) -> dict:
             " ORDER BY seq DESC LIMIT 1",
             (busy,),
         ).fetchone()
-    with sqlite_store.connect(database) as connection, sqlite_store.read_transaction(connection):
-        live_ids = sqlite_store.live_session_ids(connection)
+    with sqlite_db.connect(database) as connection, sqlite_db.read_transaction(connection):
+        live_ids = sqlite_live.live_session_ids(connection)
     refused = {}
     attempts = {"whole": {}, "open conversation": {"conversation": opening[0] if opening else "missing"}}
     for what, kwargs in attempts.items():
         dest = state.parent / f"refused-{what.replace(' ', '-')}.jsonl"
         try:
-            sqlite_store.export_transcript(database, busy, dest, **kwargs)
+            sqlite_export.export_transcript(database, busy, dest, **kwargs)
             refused[what] = None
-        except sqlite_store.SessionNotCompleted as exc:
+        except sqlite_db.SessionNotCompleted as exc:
             refused[what] = str(exc)
         refused[f"{what} left a file"] = dest.exists()
     return {
@@ -172,8 +172,8 @@ def test_a_checkpoint_openclaw_wrote_names_a_session_the_live_set_keeps(checkpoi
         ).fetchone()[0]
         windows = {row[0] for row in db.execute("SELECT session_id FROM session_windows")}
     assert current == made["second"] and made["first"] not in windows
-    with sqlite_store.connect(database) as connection, sqlite_store.read_transaction(connection):
-        assert {made["first"], made["second"]} <= sqlite_store.live_session_ids(connection)
+    with sqlite_db.connect(database) as connection, sqlite_db.read_transaction(connection):
+        assert {made["first"], made["second"]} <= sqlite_live.live_session_ids(connection)
 
 
 def test_the_reset_transcript_a_carried_over_checkpoint_names_is_sent_byte_exact(checkpoint):

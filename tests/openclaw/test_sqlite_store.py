@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from openclaw_nexus import discovery, sqlite_store, stores
+from openclaw_nexus import discovery, sqlite_db, sqlite_export, sqlite_live, sqlite_store, stores
 from tools.openclaw.fixture import OpenClaw
 
 # Runs SQL statements (argv[2], a JSON list of [sql, params]) in one write transaction; a parameter
@@ -52,7 +52,7 @@ WINDOW = discovery.Window(now=4102444800.0, settle_seconds=0)  # 2100: everythin
 
 
 def database(state: Path) -> Path:
-    return state / "agents" / "main" / sqlite_store.DATABASE
+    return state / "agents" / "main" / sqlite_db.DATABASE
 
 
 def openclaw_write(state: Path, *statements: tuple[str, list]) -> None:
@@ -80,11 +80,11 @@ def main_sid(state: Path) -> str:
 
 
 def completed(state: Path) -> set[str]:
-    return set(sqlite_store.scan_database(database(state)).completed)
+    return set(sqlite_live.scan_database(database(state)).completed)
 
 
 def test_openclaws_migration_leaves_the_recovered_session_completed_and_the_indexed_ones_live(state):
-    found = sqlite_store.scan_database(database(state))
+    found = sqlite_live.scan_database(database(state))
     assert found.schema == 23
     live = {sid for sid, archived in nodes(state).values() if archived is None}
     assert found.live == live and len(live) == 2
@@ -112,8 +112,8 @@ def test_a_compaction_checkpoint_of_a_live_entry_is_not_a_completed_session(stat
         compactionCheckpoints=[{"preCompaction": {"sessionId": sid}, "postCompaction": {"sessionId": "x"}}],
     )
     assert sid not in completed(state)
-    with pytest.raises(sqlite_store.SessionNotCompleted, match="is live again"):
-        sqlite_store.export_transcript(database(state), sid, state / "out.jsonl")
+    with pytest.raises(sqlite_db.SessionNotCompleted, match="is live again"):
+        sqlite_export.export_transcript(database(state), sid, state / "out.jsonl")
     assert not (state / "out.jsonl").exists()
 
 
@@ -176,7 +176,7 @@ def test_export_decompresses_zstd_rows_and_checks_their_length(state):
     )
     rows = query(state, "SELECT event_json FROM transcript_events WHERE session_id = ? ORDER BY seq", (sid,))
     expected = b"".join(text.encode() + b"\n" for (text,) in rows[:-1]) + big.encode() + b"\n"
-    exported = sqlite_store.export_transcript(database(state), sid, state / "out.jsonl")
+    exported = sqlite_export.export_transcript(database(state), sid, state / "out.jsonl")
     assert (state / "out.jsonl").read_bytes() == expected
     assert exported.size == len(expected) and exported.sha256 == hashlib.sha256(expected).hexdigest()
     assert exported.events == len(rows)
@@ -186,9 +186,9 @@ def test_export_decompresses_zstd_rows_and_checks_their_length(state):
         state, ("UPDATE transcript_events SET event_utf8_bytes = ? WHERE event_zstd IS NOT NULL", [size + 1])
     )
     with pytest.raises(
-        sqlite_store.StoreError, match=f"decompresses to {size} bytes, not the {size + 1} recorded"
+        sqlite_db.StoreError, match=f"decompresses to {size} bytes, not the {size + 1} recorded"
     ):
-        sqlite_store.export_transcript(database(state), sid, state / "bad.jsonl")
+        sqlite_export.export_transcript(database(state), sid, state / "bad.jsonl")
     assert not (state / "bad.jsonl").exists()
 
 
@@ -215,7 +215,7 @@ def test_a_stored_export_whose_file_is_gone_is_discovered_and_exported_from_its_
     scan = stores.scan_agent(state, "main", WINDOW)
     [session] = [s for s in scan.sessions if s["sessionId"] == sid]
     assert session["archiveName"] == name and session["kind"] == "deleted"
-    sqlite_store.export_transcript(
+    sqlite_export.export_transcript(
         database(state), sid, state / "out.jsonl", source="export", archive_name=name
     )
     assert (state / "out.jsonl").read_bytes() == content
@@ -233,7 +233,7 @@ def test_a_checkpoint_holds_back_a_window_but_not_the_end_export_of_a_session_wi
             {"preCompaction": {"sessionId": windowed}, "postCompaction": {"sessionId": main_sid(state)}},
         ],
     )
-    found = sqlite_store.scan_database(database(state))
+    found = sqlite_live.scan_database(database(state))
     assert {gone, windowed} <= found.live
     assert windowed in found.export_live and gone not in found.export_live
     assert main_sid(state) in found.export_live

@@ -59,7 +59,9 @@ class Agent:
 
     def archived(self) -> dict[str, bytes]:
         archive = self.sessions_dir / "archive"
-        return {p.name: p.read_bytes() for p in archive.iterdir()} if archive.is_dir() else {}
+        if not archive.is_dir():
+            return {}
+        return {p.name: p.read_bytes() for p in archive.iterdir() if p.is_file()}
 
 
 @dataclass

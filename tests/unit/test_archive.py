@@ -38,7 +38,10 @@ def write(path: Path, content: bytes = CONTENT) -> dict:
 
 
 def listing(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())} if folder.exists() else {}
+    """The archive copies (the package's dot-folders, such as the records in ``.copies/``, left out)."""
+    if not folder.exists():
+        return {}
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if not p.name.startswith(".")}
 
 
 def test_archive_name():

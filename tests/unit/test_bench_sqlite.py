@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from openclaw_nexus import sqlite_store
+from openclaw_nexus import sqlite_db, sqlite_export, sqlite_live
 from openclaw_nexus.discovery import Window, list_agents
 from openclaw_nexus.stores import scan_agent
 from tools.bench import cli as bench
@@ -117,9 +117,9 @@ def test_big_session_is_stored_as_openclaw_does_and_exports_whole(tmp_path):
     made = bench.big_session(state, "main", 3 * bench.MB, "bench-big")
     assert made["compressed"] > 0 and made["events"] > made["compressed"]  # short events stay text
     assert made["stored"] < made["size"]
-    database = sqlite_store.database_of(state / "agents" / "main")
-    assert "bench-big" in sqlite_store.scan_database(database).completed
-    exported = sqlite_store.export_transcript(database, "bench-big", tmp_path / "out.jsonl")
+    database = sqlite_db.database_of(state / "agents" / "main")
+    assert "bench-big" in sqlite_live.scan_database(database).completed
+    exported = sqlite_export.export_transcript(database, "bench-big", tmp_path / "out.jsonl")
     assert (exported.size, exported.events) == (made["size"], made["events"])
     lines = (tmp_path / "out.jsonl").read_bytes().splitlines()
     assert json.loads(lines[0])["id"] == "bench-big"

@@ -8,6 +8,8 @@ import asyncio
 import contextlib
 import importlib
 import json
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -55,14 +57,56 @@ class Watching:
         """``run()`` neither returned nor raised."""
         return self._task is not None and not self._task.done()
 
-    async def until(self, count: int, timeout: float = 15.0) -> list[dict]:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while len(self.events) < count and loop.time() < deadline and self.running:
-            await asyncio.sleep(0.02)
+    async def until(self, count: int, timeout: float = 60.0) -> list[dict]:
+        """The payloads, once ``count`` events came (``timeout``: a guard on the real clock, failing)."""
+        await wait_for(lambda: len(self.events) >= count or not self.running, f"{count} events", timeout)
         assert self.running, "run() ended"
-        assert len(self.events) >= count, f"{len(self.events)} events within {timeout} s, not {count}"
         return [event.payload for event in self.events]
+
+
+async def wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """Wait until ``condition()`` holds; fail, naming ``what``, if it has not after ``timeout`` seconds of
+    the real clock (a guard against a hang, never what a test asserts)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout} s"
+        await asyncio.sleep(0.01)
+
+
+class Polls:
+    """The detector's polls, counted (``Detector.poll`` wrapped), so that a test waits for a number of
+    polls, not for a time. ``seen`` records ``probe()`` as each poll starts (what the trigger had done by
+    the end of the poll before); ``then(signals)`` runs after each poll, in its thread; ``step`` moves the
+    event loop's clock (on which the trigger measures its health interval) forward by that many seconds at
+    each poll, once :meth:`clock` installed it, so that an interval is a number of polls."""
+
+    def __init__(self, monkeypatch, probe: Callable[[], object] = lambda: None, step: float = 0.0) -> None:
+        self.started = 0
+        self.seen: list[object] = []
+        self.then: Callable[[list], None] = lambda signals: None
+        self.step = step
+        self.moved = 0.0
+        real = Detector.poll
+
+        def poll(detector: Detector):
+            self.seen.append(probe())
+            self.started += 1
+            self.moved += self.step
+            result = real(detector)
+            self.then(result.signals)
+            return result
+
+        monkeypatch.setattr(Detector, "poll", poll)
+
+    def clock(self) -> None:
+        """The running loop's clock: its own plus the steps taken so far."""
+        loop = asyncio.get_running_loop()
+        own = loop.time
+        loop.time = lambda: own() + self.moved  # type: ignore[method-assign]
+
+    async def until(self, count: int) -> None:
+        """Until poll number ``count`` has started: every poll before it ended and was acted on."""
+        await wait_for(lambda: self.started >= count, f"poll {count}")
 
 
 class Supervisor:
@@ -100,26 +144,34 @@ def end_main_session(state: Path, agent: str) -> None:
     path.with_name("sessions.json.tmp").replace(path)
 
 
-def test_one_event_for_each_batch_of_completions_and_none_while_idle(tmp_path):
+def test_one_event_for_each_batch_of_completions_and_none_while_idle(tmp_path, monkeypatch):
+    """The first poll's completions make one event; 30 idle polls make none; a completion in ``b`` that
+    comes while the batch opened by one in ``a`` is still open (ended right after the poll that signalled
+    ``a``) joins that batch: one event for both; 30 more idle polls make none."""
     make_state(tmp_path, ["a", "b", "c"], completed=2)
     trigger = CompletionTrigger(str(tmp_path), **FAST)
+    polls = Polls(monkeypatch)
+
+    def end_b_once_a_is_signalled(signals: list) -> None:
+        if any(agent == "a" for agent, _, _ in signals):
+            polls.then = lambda signals: None
+            end_main_session(tmp_path, "b")
 
     async def scenario() -> list[dict]:
         async with Watching(trigger) as watching:
             await watching.until(1)  # the first poll: everything pending
-            await asyncio.sleep(1.5)  # idle: about 30 polls
+            await polls.until(polls.started + 30)
             assert len(watching.events) == 1, "an idle state dir raised an event"
+            polls.then = end_b_once_a_is_signalled
             end_main_session(tmp_path, "a")
-            await asyncio.sleep(0.2)
-            end_main_session(tmp_path, "b")
             await watching.until(2)
-            await asyncio.sleep(1.5)
+            await polls.until(polls.started + 30)
             return await watching.until(2)
 
     payloads = asyncio.run(scenario())
     assert payloads == [
         {"completions": 6, "agents": ["a", "b", "c"]},
-        {"completions": 4, "agents": ["a", "b"]},  # two sessions ending 0.2 s apart: one event
+        {"completions": 4, "agents": ["a", "b"]},  # b ended while a's batch was open: one event
     ]
 
 
@@ -159,7 +211,7 @@ def test_the_watcher_survives_a_scan_that_raises_and_a_poll_that_raises(tmp_path
     async def scenario() -> list[dict]:
         async with Watching(trigger) as watching:
             await watching.until(1)
-            await asyncio.sleep(0.5)  # polls 3 and 4 raise, c's scan keeps raising
+            await wait_for(lambda: len(polls) >= 5, "poll 5")  # polls 3 and 4 raised, c's scan still raises
             broken.clear()
             return await watching.until(2)
 
@@ -183,20 +235,24 @@ def watched_asset(trigger: CompletionTrigger, monkeypatch) -> Supervisor:
 
 
 def test_health_goes_to_the_asset_state_store_on_each_event_not_on_each_poll(tmp_path, monkeypatch):
+    """One write for the first event, none over 30 idle polls (the periodic write is out of reach), one for
+    the next event."""
     make_state(tmp_path, ["a", "b"], completed=1)
+    monkeypatch.setattr(watcher, "HEALTH_EVERY_SECONDS", 1e9)
     trigger = CompletionTrigger(str(tmp_path), **{**FAST, "batch_seconds": 0.0})
     supervisor = watched_asset(trigger, monkeypatch)
+    polls = Polls(monkeypatch)
 
     async def scenario() -> list[int]:
         async with Watching(trigger) as watching:
             await watching.until(1)
-            await asyncio.sleep(0.1)
+            await polls.until(polls.started + 1)  # the event's iteration ended
             writes = [len(supervisor.sent)]
-            await asyncio.sleep(1.5)  # idle: about 30 polls
+            await polls.until(polls.started + 30)
             writes.append(len(supervisor.sent))
             end_main_session(tmp_path, "a")
             await watching.until(2)
-            await asyncio.sleep(0.1)
+            await polls.until(polls.started + 1)
             return [*writes, len(supervisor.sent)]
 
     assert asyncio.run(scenario()) == [1, 1, 2]
@@ -209,33 +265,41 @@ def test_health_goes_to_the_asset_state_store_on_each_event_not_on_each_poll(tmp
     assert last["started"] == first["started"] and last["lastPoll"] >= first["lastPoll"]
 
 
-def test_while_idle_health_is_written_at_most_once_an_interval(tmp_path, monkeypatch):
+def test_while_idle_health_is_written_once_an_interval(tmp_path, monkeypatch):
+    """Idle, health is written at the first poll, then once ``HEALTH_EVERY_SECONDS`` of the loop's clock
+    have passed since the last write. Each poll moves that clock a quarter interval (and the real time
+    between polls adds far less than another quarter), so an interval is four polls: writes after polls
+    1, 5, 9, 13, whatever the machine's speed. Counted as each poll starts."""
     make_state(tmp_path, ["a"], completed=0)
-    monkeypatch.setattr(watcher, "HEALTH_EVERY_SECONDS", 0.5)
+    monkeypatch.setattr(watcher, "HEALTH_EVERY_SECONDS", 4000.0)
     trigger = CompletionTrigger(str(tmp_path), **FAST)
     supervisor = watched_asset(trigger, monkeypatch)
+    polls = Polls(monkeypatch, probe=lambda: len(supervisor.sent), step=1000.0)
 
-    async def scenario() -> int:
+    async def scenario() -> None:
+        polls.clock()
         async with Watching(trigger) as watching:
-            await asyncio.sleep(2.0)  # about 40 polls, 4 intervals
+            await polls.until(15)
             assert watching.running and watching.events == []
-            return len(supervisor.sent)
 
-    writes = asyncio.run(scenario())
-    assert 3 <= writes <= 5, f"{writes} writes in 2 s with a 0.5 s interval"
+    asyncio.run(scenario())
+    # Writes done before each poll started: none before the first, one after it, one more every 4 polls.
+    assert polls.seen[:15] == [0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4]
     assert supervisor.sent[-1].value["pending"] == 0 and supervisor.sent[-1].value["lastEvent"] is None
 
 
 def test_without_an_asset_state_store_it_says_so_once(tmp_path, monkeypatch):
     make_state(tmp_path, ["a"], completed=1)
-    monkeypatch.setattr(watcher, "HEALTH_EVERY_SECONDS", 0.1)
+    monkeypatch.setattr(watcher, "HEALTH_EVERY_SECONDS", 100.0)
     trigger = CompletionTrigger(str(tmp_path), **FAST)
     del trigger.asset_state_store  # as on Airflow before 3.3, whose BaseEventTrigger has none
+    polls = Polls(monkeypatch, step=100.0)  # an interval at every poll: a health write each time
 
     async def scenario() -> None:
+        polls.clock()
         async with Watching(trigger) as watching:
             await watching.until(1)
-            await asyncio.sleep(0.8)  # several health intervals
+            await polls.until(polls.started + 8)
 
     with capture_logs() as logs:
         asyncio.run(scenario())

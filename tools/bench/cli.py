@@ -796,9 +796,9 @@ def _node_sqlite(database: Path, script: str, spec: dict, timeout: float = 3600)
 
 
 def _database(state: Path, agent: str) -> Path:
-    from openclaw_nexus import sqlite_store
+    from openclaw_nexus import sqlite_db
 
-    return sqlite_store.database_of(state / "agents" / agent)
+    return sqlite_db.database_of(state / "agents" / agent)
 
 
 def scale_agent(
@@ -883,10 +883,10 @@ def _archive_copies(state: Path, agent: str, found, share: float) -> int:
 
 def _discovery_rows(state: Path, window, label: str, build_s: float, grown: dict) -> tuple[list, object]:
     """Discovery figures of one scaled agent database: alone, first run, steady state (95 % archived)."""
-    from openclaw_nexus import sqlite_store, stores
+    from openclaw_nexus import sqlite_live, stores
 
     database = _database(state, "main")
-    db_s, found = _timed(lambda: sqlite_store.scan_database(database))
+    db_s, found = _timed(lambda: sqlite_live.scan_database(database))
     first_s, first = _timed(lambda: stores.scan_agent(state, "main", window))
     copies = _archive_copies(state, "main", found, 0.95)
     # The first scan after the uploads checks every copy's mtime and records the sessions found all sent
@@ -934,10 +934,10 @@ def _discovery_rows(state: Path, window, label: str, build_s: float, grown: dict
 
 
 def _scaled_state(work: Path, name: str, sessions: int, conversations_each: int) -> tuple[Path, float, dict]:
-    from openclaw_nexus import sqlite_store
+    from openclaw_nexus import sqlite_live
 
     state = openclaw_template(work / name, ["main"])
-    existing = sqlite_store.scan_database(_database(state, "main"))
+    existing = sqlite_live.scan_database(_database(state, "main"))
     start = time.perf_counter()
     grown = scale_agent(
         state,

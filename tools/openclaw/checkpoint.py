@@ -21,8 +21,8 @@ agent (2026.7.35's global ``state/openclaw.sqlite`` needs its schema migration t
 The manifest: ``first`` (S1), ``second`` (S2), ``resetFile`` with its ``resetSha256`` and ``resetBytes``
 (read before the migration), and ``produced``: ``yes`` or ``no: <what was found>`` for ``checkpoint``,
 ``reset``, ``carried`` and ``migrated``. Cached under ``<cache>/fixtures/checkpoint-…-<hash of this module
-and the stand-in>`` (about 110 to 170 s to build on 2 loaded cores; a copy, well under a second); a build
-that lacks a piece is not cached.
+and the stand-in>`` (the manifest records the build's ``buildSeconds``); a build that lacks a piece is
+not cached.
 """
 
 from __future__ import annotations

@@ -22,9 +22,9 @@ wait, and a killed install leaves nothing half-done. Every run is isolated: ``OP
 The gateway binds 127.0.0.1 only (``--bind loopback``, token auth) and is stopped with SIGTERM (a clean
 shutdown that checkpoints its databases), then its group is killed.
 
-**The "mixed" fixture** (one state dir, four agents). A cold start takes about 2.5 minutes on 2 cores
-(install about 30 s, build about 115 s; more on cores busy with other work); a cached copy takes about
-half a second. Needs libfaketime (Debian package ``faketime``).
+**The "mixed" fixture** (one state dir, four agents). ``python -m tools.openclaw.fixture`` prints how long
+the install, the build and the copy took; the manifest records the build's ``buildSeconds``. Needs
+libfaketime (Debian package ``faketime``).
 
 ``native`` (SQLite era from its first message). Real agent turns through one gateway against
 ``tools/standins/model.py`` (an OpenAI-compatible model on 127.0.0.1), config ``session.reset = {mode:
@@ -92,8 +92,7 @@ other chat sessions (reset events, a compressed row) check against OpenClaw's ow
 
 **Cache.** The whole result folder is cached under ``<cache>/fixtures/<name>-openclaw-<v>-node-<v>-<hash
 of this module, the stand-in and the chat driver>``, built in a temporary folder under a lock and renamed
-into place after every OpenClaw process of the build exited; :func:`openclaw_state` copies it (well under
-a second).
+into place after every OpenClaw process of the build exited; :func:`openclaw_state` copies it.
 Paths recorded inside the state (``cwd`` of native transcripts, ``sessionFile`` of the JSONL agent, the
 migration manifest) name the temporary build folder, not the copy.
 
