@@ -29,7 +29,7 @@ confirmed upload as `sessions/archive/<sessionId>.jsonl`, and reports a **JobRes
 - **Completions** (run type *Asset Triggered*): the watcher in Airflow's triggerer saw sessions complete
   and updated the asset `openclaw://completions`; the run's **Source Asset Events** (the run's details)
   say how many and for which agents (`extra.payload`). Events that arrive during a run start one run
-  after it. The run still scans every agent: it takes whatever is completed, not what the event named.
+  after it. The run still checks every agent: it takes whatever is completed, not what the event named.
   A backlog larger than `max_sessions` is signalled again once a run has archived its share, so the
   next run follows without waiting for the cron.
 - **The cron** (run type *Scheduled*, hourly by default): the safety net, when the triggerer is down or
@@ -225,7 +225,8 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
                 type="array",
                 items={"type": "string"},
                 title="Agents",
-                description="Agent ids to scan, one per line. Empty: every folder under agents/.",
+                description="Agent ids to scan, one per line (no check). Empty: every agent under agents/ "
+                "that may have something to send (find_agents checks them all).",
             ),
             "settle_minutes": Param(
                 settings.settle_minutes,
