@@ -70,7 +70,8 @@ SWEEP_MIN = 4
 # Times compared with a data interval get this much slack (file mtimes are floats of nanoseconds).
 _BOUND_SLACK_SECONDS = 1.0
 
-JsonStamps = list[list[int] | list[str | int] | None]
+# A fingerprint as the record holds it: each stamp a list (JSON has no tuples), or None.
+JsonStamps = list[list[int | str] | None]
 
 
 def record_path(state_dir: Path) -> Path:
@@ -149,7 +150,10 @@ def _is_stamp(value: object) -> bool:
 
 def json_stamps(stamps: Iterable[Stamp]) -> JsonStamps:
     """A fingerprint as the record keeps it (and as it compares): lists, not tuples."""
-    return [None if one is None else list(one) for one in stamps]
+    found: JsonStamps = []
+    for one in stamps:
+        found.append(None if one is None else [*one])
+    return found
 
 
 @dataclass
@@ -260,6 +264,8 @@ def check_agents(
     started = time.perf_counter()
     path = record_path(state_dir)
     check = Check(listed=len(agents), record=str(path))
+    if not agents:  # nothing to check (an empty or missing agents folder): the record stays as it is
+        return check
     known, check.problem = load_record(path)
     if check.problem:
         log.warning("the check's record: %s; every agent is scanned in full", check.problem)

@@ -90,7 +90,7 @@ def find_agents(
     return agents
 
 
-def check_line(check: dict | None) -> str:
+def check_line(check: dict[str, Any] | None) -> str:
     """How the discover and job_result logs name what the check decided (its ``check`` XCom)."""
     if not check:
         return ""
@@ -123,7 +123,9 @@ def window_for(
     return window
 
 
-def discover(agent_id: str, window: discovery.Window, *, include_archived: bool, ti: Any = None) -> dict:
+def discover(
+    agent_id: str, window: discovery.Window, *, include_archived: bool, ti: Any = None
+) -> dict[str, Any]:
     scan = stores.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
     for error in scan.errors:
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
@@ -145,7 +147,9 @@ def discover(agent_id: str, window: discovery.Window, *, include_archived: bool,
     return scan.to_dict()
 
 
-def select(scans: list[dict] | None, max_sessions: int, ti: Any, *, dry_run: bool) -> list[dict]:
+def select(
+    scans: list[dict[str, Any]] | None, max_sessions: int, ti: Any, *, dry_run: bool
+) -> list[dict[str, Any]]:
     """The sessions to deliver; the whole selection and the count left over go to XCom for the JobResult.
     ``scans`` is None or empty when the check found no agent with something to send."""
     selected, deferred = discovery.select_sessions(scans or [], max_sessions)
