@@ -6,9 +6,9 @@ Imports go down only: ``discovery`` (and ``names``) at the bottom; ``archive``, 
 (read-only access to the database, on nothing of the package), ``sqlite_live`` (the live set and the
 scan), ``sqlite_export`` (a transcript exported to a staging file), ``sqlite_store`` (the store class, on
 ``files`` too); ``stores`` (the dispatcher) on the stores; ``detector`` (Airflow-free: which agents to
-scan when) on ``stores``; ``agent_check`` (Airflow-free: which agents a run scans) on ``detector`` and ``stores``;
-``runs``, ``nexus``, ``watcher`` and ``dag`` on top. Every import counts:
-module-level, function-local, under ``if``.
+scan when) on ``stores``; ``agent_check`` (Airflow-free: which agents a run scans) on ``detector`` and
+``stores``; ``runs``, ``nexus``, ``watcher`` and ``dag`` on top. Every import counts: module-level,
+function-local, under ``if``.
 """
 
 from __future__ import annotations
