@@ -37,11 +37,11 @@ check scans the agent again.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import math
 import os
-import secrets
 import stat
 import time
 from collections.abc import Callable, Iterable
@@ -224,20 +224,28 @@ def load_record(path: Path) -> tuple[dict[str, Entry], str | None]:
 
 
 def save_record(path: Path, entries: dict[str, Entry]) -> None:
-    """Replace the record atomically (a temporary file renamed over it; owner-only). Raises OSError."""
+    """Write the record, owner-only, over the old one in place. Not a new file renamed over it: a name
+    added to the agents folder moves the folder's stamp, and the watcher's detector then lists every
+    agent again at its next poll. A reader that meets a half-written record (or two runs' writes
+    interleaved) cannot parse it, and scans every agent in full. Raises OSError."""
     body = json.dumps(
         {"version": RECORD_VERSION, "agents": {name: entries[name].to_json() for name in sorted(entries)}},
         separators=(",", ":"),
     ).encode()
-    partial = path.with_name(f"{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(body)
-        os.replace(partial, path)
-    except BaseException:
-        partial.unlink(missing_ok=True)
-        raise
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        if exc.errno != errno.ELOOP:
+            raise
+        path.unlink()  # a symlink where the record belongs: replaced by a file of ours
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, f"{path} is not a regular file")
+        os.fchmod(fd, 0o600)
+        handle.write(body)
+        handle.flush()
+        os.ftruncate(fd, len(body))
 
 
 def _pending(scan: discovery.AgentScan) -> tuple[int, int] | None:

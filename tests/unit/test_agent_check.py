@@ -124,7 +124,25 @@ def test_a_record_that_cannot_be_written_leaves_the_run_correct_and_is_logged(tm
     assert first.agents == second.agents == ["busy"]
     assert second.new == 4, "nothing was remembered: every agent scanned in full again"
     assert "cannot write" in (second.problem or "") and "the next run scans every agent" in caplog.text
-    assert not [p for p in (tmp_path / "agents").iterdir() if p.name.endswith(".tmp")], "no temporary left"
+    assert sorted(p.name for p in (tmp_path / "agents").iterdir()) == [
+        agent_check.RECORD_NAME,
+        "busy",
+        *IDLE[:3],
+    ], "nothing else was left in the agents folder"
+
+
+def test_rewriting_the_record_leaves_the_agents_folder_as_it_was(tmp_path):
+    """The record is rewritten in place: the agents folder's stamp (which the watcher's detector compares
+    to know when to list the agents again) moves when the record is first made, never after."""
+    make_state(tmp_path, IDLE[:3], completed=0)
+    check(tmp_path)
+    folder = tmp_path / "agents"
+    before = (folder.stat().st_mtime_ns, folder.stat().st_size, folder.stat().st_ino)
+    inode = record_path(tmp_path).stat().st_ino
+    for _ in range(3):
+        check(tmp_path)
+    assert (folder.stat().st_mtime_ns, folder.stat().st_size, folder.stat().st_ino) == before
+    assert record_path(tmp_path).stat().st_ino == inode
 
 
 def test_a_completion_during_the_checks_own_scan_goes_with_the_next_run(tmp_path, monkeypatch):
