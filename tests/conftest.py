@@ -1,5 +1,6 @@
 """Shared test setup: the project root on sys.path (for tools/), and a throwaway AIRFLOW_HOME for any
-test that imports Airflow in-process, so no test ever touches the developer's own Airflow."""
+test that imports Airflow in-process, so no test ever touches the developer's own Airflow. Also the one
+agent OpenClaw's doctor migrated that several folders copy, and each folder's wall time at the end."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/adoption runs tests/integrity in a venv where the distribution is installed from its wheel: there
@@ -24,3 +27,46 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = (
 os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
 for name in [n for n in os.environ if n.startswith(("AIRFLOW_CONN_", "SESSION_UPLOAD_", "OPENCLAW_"))]:
     del os.environ[name]
+
+# After sys.path holds the project root; neither imports Airflow.
+from tools.demo.sample_state import make_state  # noqa: E402
+from tools.openclaw.fixture import OpenClaw  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A JSONL-era agent ``main`` (3 completed sessions) migrated by OpenClaw 2026.9.6's own
+    ``openclaw doctor --session-sqlite import``, built once per test session, and what ``make_state``
+    made of it. Read-only: tests copy the state dir (tests/openclaw's ``state``, tests/e2e's ``migrated``)."""
+    root = tmp_path_factory.mktemp("migrated") / "state"
+    made = make_state(root, ["main"], completed=3)
+    OpenClaw.installed().run(
+        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=root
+    )
+    assert not (root / "agents" / "main" / "sessions" / "sessions.json").exists(), "not migrated"
+    return root, made["main"]
+
+
+# Wall time per folder: first setup start to last teardown end of the tests under tests/<folder>.
+_spans: dict[str, list[float]] = {}
+
+
+def _folder(nodeid: str) -> str:
+    parts = nodeid.split("::")[0].split("/")
+    return "/".join(parts[:2]) if len(parts) > 2 else "/".join(parts[:-1]) or "."
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    span = _spans.setdefault(_folder(report.nodeid), [report.start, report.stop])
+    span[0], span[1] = min(span[0], report.start), max(span[1], report.stop)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    if not _spans:
+        return
+    terminalreporter.write_sep("=", "wall time per folder (first setup start to last teardown end)")
+    width = max(len(folder) for folder in _spans)
+    for folder, (start, stop) in sorted(_spans.items(), key=lambda item: item[1][0]):
+        terminalreporter.write_line(f"{folder:<{width}}  {stop - start:8.1f} s")
+    total = max(stop for _, stop in _spans.values()) - min(start for start, _ in _spans.values())
+    terminalreporter.write_line(f"{'total':<{width}}  {total:8.1f} s")

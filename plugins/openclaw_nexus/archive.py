@@ -17,10 +17,20 @@ import errno
 import hashlib
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from openclaw_nexus.discovery import ARCHIVE_DIR, COPIES_DIR, CopyRecord, read_record, record_name
+from openclaw_nexus.discovery import (
+    ARCHIVE_DIR,
+    COPIES_DIR,
+    CopyRecord,
+    fsync_dir,
+    read_record,
+    record_name,
+    records_dir,
+    store_record,
+)
 
 _HASH_CHUNK = 1 << 20
 # Link failures that mean "this filesystem cannot hard-link", not "something is wrong".
@@ -97,27 +107,12 @@ def restamp(sessions_dir: Path, copy: str, *, size: int, mtime_ns: int, sha256: 
 
 
 def write_record(archive: Path, copy_name: str, record: CopyRecord) -> None:
-    """Write (or replace) the record of ``archive/<copy_name>``, durably: 0600 in a 0700 folder, its own
-    mtime the copy's. Raises ``ArchiveError``."""
-    folder = archive / COPIES_DIR
-    target = folder / record_name(copy_name)
-    partial = folder / f"{target.name}.part"
+    """Write (or replace) the record of ``archive/<copy_name>``, durably. Raises ``ArchiveError``."""
     try:
-        if not folder.is_symlink():
-            folder.mkdir(mode=0o700, exist_ok=True)
-        if folder.is_symlink():
-            raise ArchiveError(f"{folder} is a symlink: not followed")
-        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-        with os.fdopen(fd, "wb") as out:
-            out.write(record.to_bytes(copy_name))
-            out.flush()
-            os.fsync(out.fileno())
-        os.utime(partial, ns=(record.mtime_ns, record.mtime_ns))
-        os.replace(partial, target)
+        store_record(records_dir(archive), copy_name, record)
     except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise ArchiveError(f"cannot record {copy_name} in {folder}: {exc.strerror or exc}") from None
-    _fsync_dir(folder)
+        where = archive / COPIES_DIR
+        raise ArchiveError(f"cannot record {copy_name} in {where}: {exc.strerror or exc}") from None
 
 
 def _drop_record(archive: Path, copy_name: str, record: CopyRecord) -> None:
@@ -147,8 +142,8 @@ def move_as_is(sessions_dir: Path, file_name: str) -> str:
         _rename(source, target)
     else:
         source.unlink()
-    _fsync_dir(target.parent)
-    _fsync_dir(sessions_dir)
+    fsync_dir(target.parent)
+    fsync_dir(sessions_dir)
     return f"{ARCHIVE_DIR}/{file_name}"
 
 
@@ -157,7 +152,7 @@ def _taken(archive: Path, name: str) -> bool:
     return os.path.lexists(archive / name) or os.path.lexists(archive / COPIES_DIR / record_name(name))
 
 
-def _existing_archive_names(archive: Path, session_id: str):
+def _existing_archive_names(archive: Path, session_id: str) -> Iterator[str]:
     n = 0
     while _taken(archive, archive_name(session_id, n)):
         yield archive_name(session_id, n)
@@ -214,7 +209,7 @@ def archive_transcript(
             if read_record(archive, name) is None:
                 write_record(archive, name, record)  # linked by a release that wrote no records
             source.unlink()
-            _fsync_dir(sessions_dir)
+            fsync_dir(sessions_dir)
             return ArchiveOutcome(f"{ARCHIVE_DIR}/{name}", already_done=True)
     else:
         n = 0
@@ -239,8 +234,8 @@ def archive_transcript(
         source.unlink(missing_ok=True)  # gone already after a rename
     except OSError as exc:
         raise ArchiveError(f"archived {source} as {target} but cannot remove it: {exc.strerror}") from None
-    _fsync_dir(archive)
-    _fsync_dir(sessions_dir)
+    fsync_dir(archive)
+    fsync_dir(sessions_dir)
     return ArchiveOutcome(f"{ARCHIVE_DIR}/{target.name}", already_done=False)
 
 
@@ -266,17 +261,3 @@ def _rename(source: Path, target: Path) -> None:
         os.rename(source, target)
     except OSError as exc:
         raise ArchiveError(f"cannot archive {source} as {target}: {exc.strerror or exc}") from None
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make the rename durable; best effort where directories cannot be opened."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

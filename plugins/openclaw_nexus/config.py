@@ -10,6 +10,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 DEFAULT_CONN_ID = "nexus_default"
 STATE_DIR_ENV = "OPENCLAW_STATE_DIR"
@@ -64,10 +65,11 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         """Settings with every field overridable by ``SESSION_UPLOAD_<FIELD NAME IN CAPITALS>``."""
-        values = {}
+        values: dict[str, Any] = {}
         for name, field in cls.__dataclass_fields__.items():
-            convert = _flag if isinstance(field.default, bool) else type(field.default)
-            values[name] = convert(_env(name.upper(), str(field.default)))
+            default: Any = field.default  # every field has one
+            convert = _flag if isinstance(default, bool) else type(default)
+            values[name] = convert(_env(name.upper(), str(default)))
         settings = cls(**values)
         if not 1 <= settings.max_sessions <= MAX_SESSIONS_CEILING:
             raise ValueError(f"SESSION_UPLOAD_MAX_SESSIONS must be 1..{MAX_SESSIONS_CEILING}")

@@ -24,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, TypeGuard
 
 from openclaw_nexus.names import CONVERSATION_TOKEN_RE
 
@@ -38,7 +38,7 @@ def stem(session_id: str, conversation: str | None) -> str:
     return session_id if conversation is None else f"{session_id}@{conversation}"
 
 
-def is_token(value: object) -> bool:
+def is_token(value: object) -> TypeGuard[str]:
     return isinstance(value, str) and CONVERSATION_TOKEN_RE.fullmatch(value) is not None
 
 
@@ -50,9 +50,8 @@ def reset_id(line: bytes) -> str | None:
         event = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(event, dict) or event.get("type") != "reset" or not is_token(event.get("id")):
-        return None
-    return event["id"]
+    token = event.get("id") if isinstance(event, dict) and event.get("type") == "reset" else None
+    return token if is_token(token) else None
 
 
 def is_header(line: bytes) -> bool:

@@ -52,10 +52,12 @@ watcher to one host).
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pendulum
 from airflow.sdk import (
+    DAG,
     Asset,
     AssetAlias,
     AssetWatcher,
@@ -105,7 +107,11 @@ DOC_MD = f"{__doc__.rstrip()}\n\nPackage: `session-upload {__version__}`.\n"
 
 @task
 def find_agents(
-    params: dict, ti=None, dag_run=None, data_interval_start=None, data_interval_end=None
+    params: dict[str, Any],
+    ti: Any = None,
+    dag_run: Any = None,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
 ) -> list[str]:
     """List the agents that may have something to send (the check: their files changed since a full scan
     found nothing, or that scan found something), or those the `agents` Param names."""
@@ -113,16 +119,17 @@ def find_agents(
     return runs.find_agents(params["agents"], ti, window, include_archived=params["include_archived"])
 
 
-@task(map_index_template="{{ task.op_kwargs['agent_id'] }}")
+# multiple_outputs=False: what Airflow inferred before the ``-> dict`` annotation (one XCom per scan).
+@task(multiple_outputs=False, map_index_template="{{ task.op_kwargs['agent_id'] }}")
 def discover(
     agent_id: str,
     db_settle_seconds: float,
-    params: dict,
-    ti=None,
-    dag_run=None,
-    data_interval_start=None,
-    data_interval_end=None,
-):
+    params: dict[str, Any],
+    ti: Any = None,
+    dag_run: Any = None,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> dict[str, Any]:
     """Find one agent's completed sessions in its store (files or database); return them, oldest first."""
     window = runs.window_for(
         dag_run, data_interval_start, data_interval_end, params["settle_minutes"], db_settle_seconds
@@ -133,7 +140,9 @@ def discover(
 # none_failed: when the check finds no agent with something to send, discover maps over nothing and is
 # skipped; the run still selects nothing and reports its JobResult.
 @task(trigger_rule="none_failed")
-def select(scans: list[dict] | None, params: dict, ti=None) -> list[dict]:
+def select(
+    scans: list[dict[str, Any]] | None, params: dict[str, Any], ti: Any = None
+) -> list[dict[str, Any]]:
     """Take every agent's sessions oldest first, capped at `max_sessions`; none to deliver on a dry run."""
     return runs.select(scans, params["max_sessions"], ti, dry_run=params["dry_run"])
 
@@ -141,7 +150,7 @@ def select(scans: list[dict] | None, params: dict, ti=None) -> list[dict]:
 # One XCom, the receipt (job_result reads return_value only). A ``-> dict`` task would otherwise infer
 # multiple_outputs and push one more XCom per key: 16 writes per session, ~1.1 s of each archive task.
 @task(multiple_outputs=False, map_index_template=ARCHIVE_LABEL)
-def archive(session: dict, receipt: dict) -> dict:
+def archive(session: dict[str, Any], receipt: dict[str, Any]) -> dict[str, Any]:
     """Archive the uploaded bytes as `sessions/archive/<sessionId>.jsonl`: never overwrites, retry-safe."""
     return runs.archive(session, receipt, get_current_context()["ti"])
 
@@ -151,7 +160,7 @@ def archive(session: dict, receipt: dict) -> dict:
 # is created at its first event, and two DAGs of a fleet emitting that first event at once collided on
 # its unique index (IntegrityError): one job_result was failed after a green run. The DAG adds the outlet.
 @task(trigger_rule="all_done", inlets=[NEXUS_SESSIONS], multiple_outputs=False)
-def job_result() -> dict:
+def job_result() -> dict[str, Any]:
     """Reduce the run into the JobResult (its return value), announce new uploads, and fail if anything
     failed."""
     context = get_current_context()
@@ -168,7 +177,7 @@ def job_result() -> dict:
     return result
 
 
-def schedule_for(settings: Settings, *, watched: bool):
+def schedule_for(settings: Settings, *, watched: bool) -> CronDataIntervalTimetable | AssetOrTimeSchedule:
     """The hourly cron (its data intervals: backfills keep their meaning), or'ed with the completions asset
     the watcher updates when ``watched``. Only objects are built here: the watcher runs in the triggerer.
     Its trigger's kwargs are plain numbers from the settings, the same at every parse, so a re-parse leaves
@@ -183,14 +192,14 @@ def schedule_for(settings: Settings, *, watched: bool):
     return AssetOrTimeSchedule(timetable=cron, assets=completions)
 
 
-def build_session_upload(dag_id: str, queue: str | None = None, host: str | None = None):
+def build_session_upload(dag_id: str, queue: str | None = None, host: str | None = None) -> DAG:
     """One session_upload DAG; with a fleet, one per host, its file tasks pinned to the host's queue (a
     fleet's DAGs run on the cron alone: a watcher cannot be pinned to a host)."""
     pin = {"queue": queue} if queue else {}
     settings = Settings.from_env()
 
     @task_group
-    def deliver(session: dict) -> None:
+    def deliver(session: dict[str, Any]) -> None:
         """Upload one session, then archive it: each archive waits only for its own upload."""
         receipt = SessionUploadOperator(
             task_id="upload",
@@ -203,7 +212,7 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
             backoff_max=settings.backoff_max_seconds,
             **pin,
         )
-        archive.override(**pin)(session=session, receipt=receipt.output)
+        archive.override(**pin)(session=session, receipt=receipt.output)  # type: ignore[arg-type]
 
     @dag(
         dag_id=dag_id,
@@ -260,17 +269,20 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
             ),
         },
     )
-    def session_upload():
-        agents = find_agents.override(**pin)()
+    def session_upload() -> None:
+        # Airflow's task stubs type a call with the function's own parameters: they know neither the
+        # arguments it fills from the context (params, ti) nor XComArgs standing for values (misc: the
+        # note on Task.__call__ that comes with that error).
+        agents = find_agents.override(**pin)()  # type: ignore[call-arg, misc]
         settle = {"db_settle_seconds": settings.db_settle_seconds}  # the watcher's, from the same settings
         scans = discover.override(**pin).partial(**settle).expand(agent_id=agents)
-        sessions = select(scans)
+        sessions = select(scans)  # type: ignore[call-arg, arg-type, misc]
         deliver.expand(session=sessions) >> job_result.override(outlets=[uploads_alias(dag_id)])()
 
     return session_upload()
 
 
-def build_dags() -> list:
+def build_dags() -> list[DAG]:
     """Every DAG of this deployment: ``session_upload``, or with ``$SESSION_UPLOAD_FLEET`` one per host.
 
     Call it at the top level of a file in the DAGs folder (``dags/session_upload_dag.py``): Airflow

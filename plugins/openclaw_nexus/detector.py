@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from openclaw_nexus import discovery, stores
 from openclaw_nexus.discovery import AgentScan, Window
@@ -45,7 +46,7 @@ def _order(key: Key) -> tuple[str, str, str]:
     return key[0], key[1], key[2] or ""
 
 
-def key_of(item: dict) -> Key:
+def key_of(item: dict[str, Any]) -> Key:
     """A completion's identity: agent, file, conversation (as ``result`` keys an item)."""
     return item["agentId"], item["file"], item.get("conversation")
 

@@ -16,8 +16,14 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeGuard
 
 from openclaw_nexus.names import CONVERSATION_TOKEN_RE, SESSION_ID_RE
+
+# A discovered session as it travels between tasks (XCom is JSON): ``agentId``, ``sessionId``, ``file``,
+# ``size``, ``mtimeNs``, ``kind``, and what its store adds (``store``, ``sessionKey``, ``conversation``,
+# ``archiveName``, ``part``, ``parts``).
+Session = dict[str, Any]
 
 AGENTS_DIR = "agents"
 SESSIONS_DIR = "sessions"
@@ -39,10 +45,14 @@ ARCHIVED_NAME_RE = re.compile(
 # what later runs read from the copy: its size, mtime (ns) and sha256. OpenClaw's backup (``openclaw backup
 # create``) leaves out every ``*.jsonl`` and ``*.log`` under ``sessions/``, so a host restored from it has
 # these records but none of the copies; a copy that is missing is answered by its record. Written before
-# the copy is linked and again before its mtime moves (``archive``), never for bytes Nexus did not confirm.
+# the copy is linked and again before its mtime moves (``archive``), never for bytes Nexus did not confirm;
+# a copy made by a release before records existed gets one (without its sha256: the copy is not read) the
+# first time a scan looks it up.
 COPIES_DIR = ".copies"
 _RECORD_SUFFIX = ".json"
 _RECORD_LIMIT = 4096
+# How many copies made before records existed one scan of one agent records (about 0.2 ms each).
+_OLD_COPIES_PER_SCAN = 10_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +61,7 @@ class CopyRecord:
 
     size: int
     mtime_ns: int
-    sha256: str
+    sha256: str | None  # None: recorded by a scan from the copy's stat alone
 
     def to_bytes(self, copy_name: str) -> bytes:
         data = {"copy": copy_name, "size": self.size, "mtimeNs": self.mtime_ns, "sha256": self.sha256}
@@ -76,22 +86,88 @@ def read_record(archive_dir: Path, copy_name: str) -> CopyRecord | None:
     """The record of ``archive_dir/<copy_name>``; None when there is none or it cannot be trusted (then the
     copy counts as never made)."""
     folder = archive_dir / COPIES_DIR
+    if folder.is_symlink():
+        return None
+    return _read_record_at(str(folder / record_name(copy_name)), copy_name)
+
+
+def _read_record_at(path: str, copy_name: str) -> CopyRecord | None:
     try:
-        if folder.is_symlink():
-            return None
-        fd = os.open(folder / record_name(copy_name), os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as handle:
-            data = json.loads(handle.read(_RECORD_LIMIT))
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:
+        return None
+    try:
+        data = json.loads(os.read(fd, _RECORD_LIMIT))
     except (OSError, ValueError):
         return None
+    finally:
+        os.close(fd)
     if not isinstance(data, dict) or data.get("copy") != copy_name:
         return None
     size, mtime_ns, sha256 = data.get("size"), data.get("mtimeNs"), data.get("sha256")
-    if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in (size, mtime_ns)):
+    if not _is_count(size) or not _is_count(mtime_ns):
         return None
-    if not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256):
+    if sha256 is not None and (not isinstance(sha256, str) or not re.fullmatch(r"[0-9a-f]{64}", sha256)):
         return None
     return CopyRecord(size, mtime_ns, sha256)
+
+
+def records_dir(archive_dir: Path) -> Path:
+    """``archive_dir/.copies``, created 0700 if needed; ``OSError`` when it is a symlink."""
+    folder = archive_dir / COPIES_DIR
+    if not folder.is_symlink():
+        folder.mkdir(mode=0o700, exist_ok=True)
+    if folder.is_symlink():
+        raise OSError(f"{folder} is a symlink: not followed")
+    return folder
+
+
+def store_record(
+    folder: Path, copy_name: str, record: CopyRecord, *, replace: bool = True, durable: bool = True
+) -> bool:
+    """Write the record of a copy into ``folder`` (``records_dir``): 0600, its own mtime the copy's,
+    published whole (written aside, then renamed or linked into place). ``replace=False`` leaves a record
+    that is there (returns False); ``durable`` fsyncs it and its folder. Raises ``OSError``."""
+    target = folder / record_name(copy_name)
+    partial = folder / f"{target.name}.part"
+    try:
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(record.to_bytes(copy_name))
+            if durable:
+                out.flush()
+                os.fsync(out.fileno())
+        os.utime(partial, ns=(record.mtime_ns, record.mtime_ns))
+        if replace:
+            os.replace(partial, target)
+        else:
+            try:
+                os.link(partial, target, follow_symlinks=False)
+            except FileExistsError:
+                return False
+    finally:
+        partial.unlink(missing_ok=True)
+    if durable:
+        fsync_dir(folder)
+    return True
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename in ``path`` durable; best effort where directories cannot be opened."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _is_count(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 @dataclass(frozen=True)
@@ -132,13 +208,13 @@ class AgentScan:
 
     agent_id: str
     era: str = "jsonl"  # "jsonl" (sessions.json and files) or "sqlite" (OpenClaw 2026.8+ database)
-    sessions: list[dict] = field(default_factory=list)
-    errors: list[dict] = field(default_factory=list)
-    skipped: Counter = field(default_factory=Counter)
+    sessions: list[Session] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
     live: int | None = None  # sessions OpenClaw still uses (SQLite era)
     schema: int | None = None  # the database's agent schema (SQLite era)
     # SQLite era: conversations of sessions with reset events, "finished" (sent now or before) and "open"
-    conversations: Counter = field(default_factory=Counter)
+    conversations: Counter[str] = field(default_factory=Counter)
 
     def error(self, reason: str, *, file: str | None = None, session_id: str | None = None) -> None:
         self.errors.append(
@@ -151,7 +227,7 @@ class AgentScan:
             }
         )
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         return {
             "agentId": self.agent_id,
             "era": self.era,
@@ -193,14 +269,16 @@ def sessions_dir_of(state_dir: Path, agent_id: str) -> Path:
     return agents_root(state_dir) / agent_id / SESSIONS_DIR
 
 
-def list_agents(state_dir: Path, requested: Iterable[str] | None = None) -> tuple[list[str], list[dict]]:
+def list_agents(
+    state_dir: Path, requested: Iterable[str] | None = None
+) -> tuple[list[str], list[dict[str, Any]]]:
     """The agents to scan (every folder under ``agents/`` when none are requested), and errors.
 
     Names that are not plain folder names (``..``, slashes) and folders that resolve outside the
     agents folder (see ``agents_root``) are refused with an error naming the agent.
     """
     root = agents_root(state_dir)
-    errors: list[dict] = []
+    errors: list[dict[str, Any]] = []
 
     def refuse(agent_id: str, reason: str) -> None:
         errors.append(
@@ -253,17 +331,26 @@ class ArchiveIndex:
         self._prefix = f"{folder}{os.sep}"
         self._names = set(os.listdir(folder)) if self._usable else set()
         marks = folder / ALL_SENT_DIR if folder is not None else None
-        listable = ALL_SENT_DIR in self._names and marks.is_dir() and not marks.is_symlink()
+        listable = (
+            marks is not None and ALL_SENT_DIR in self._names and marks.is_dir() and not marks.is_symlink()
+        )
         self._all_sent = set(os.listdir(marks)) if listable else set()
         self._by_session: dict[str, list[str]] | None = None
         self._recorded: set[str] | None = None  # copies with a record, listed on first need
         self._records: dict[str, CopyRecord | None] = {}
+        self._records_prefix = f"{self._prefix}{COPIES_DIR}{os.sep}"
+        self._to_record = _OLD_COPIES_PER_SCAN
 
     def _records_listed(self) -> set[str]:
         if self._recorded is None:
             self._recorded = set()
             folder = self._folder / COPIES_DIR if self._folder is not None else None
-            if COPIES_DIR in self._names and not folder.is_symlink() and folder.is_dir():
+            if (
+                folder is not None
+                and COPIES_DIR in self._names
+                and not folder.is_symlink()
+                and folder.is_dir()
+            ):
                 with os.scandir(folder) as entries:
                     self._recorded = {copy for e in entries if (copy := copy_of_record(e.name)) is not None}
         return self._recorded
@@ -275,8 +362,9 @@ class ArchiveIndex:
     def record(self, name: str) -> CopyRecord | None:
         """The record of copy ``name`` (read once), or None."""
         if name not in self._records:
-            known = self._folder is not None and name in self._records_listed()
-            self._records[name] = read_record(self._folder, name) if known else None
+            path = self._records_prefix + record_name(name)
+            # Listed: the folder is no symlink (each record is opened without following one).
+            self._records[name] = _read_record_at(path, name) if name in self._records_listed() else None
         return self._records[name]
 
     def has(self, stem: str) -> bool:
@@ -293,9 +381,27 @@ class ArchiveIndex:
             except OSError:
                 return None
             else:
-                return st.st_mtime_ns if stat.S_ISREG(st.st_mode) else None
+                if not stat.S_ISREG(st.st_mode):
+                    return None
+                if name not in self._records_listed():
+                    self._record_old_copy(name, st)
+                return st.st_mtime_ns
         record = self.record(name)
         return record.mtime_ns if record is not None else None
+
+    def _record_old_copy(self, name: str, st: os.stat_result) -> None:
+        """Give a copy made before records existed its record (best effort: the copy still answers; a
+        bounded number per scan, so the first scans after an upgrade stay cheap)."""
+        if not self._usable or self._folder is None or self._to_record <= 0:
+            return
+        self._to_record -= 1
+        record = CopyRecord(st.st_size, st.st_mtime_ns, None)
+        try:
+            store_record(records_dir(self._folder), name, record, replace=False, durable=False)
+        except OSError:
+            self._to_record = 0  # a folder it cannot write to: not tried again in this scan
+            return
+        self._records_listed().add(name)
 
     def mtimes(self, stem: str) -> list[int]:
         """The mtimes of ``<stem>.jsonl``, ``<stem>+1.jsonl``, ... (regular files only, or the record of a
@@ -333,7 +439,9 @@ class ArchiveIndex:
         """Record that every finished conversation of the session is archived (``ALL_SENT_DIR``). Best
         effort: without the record the next scan checks the copies again."""
         name = f"{session_id}+{finished}+{last_change_ns}"
-        if not self._usable or name in self._all_sent or not SESSION_ID_RE.fullmatch(session_id):
+        if self._folder is None or not self._usable or name in self._all_sent:
+            return
+        if not SESSION_ID_RE.fullmatch(session_id):
             return
         marks = self._folder / ALL_SENT_DIR
         try:
@@ -347,7 +455,7 @@ class ArchiveIndex:
         self._all_sent.add(name)
 
 
-def select_sessions(scans: Iterable[dict], limit: int) -> tuple[list[dict], int]:
+def select_sessions(scans: Iterable[dict[str, Any]], limit: int) -> tuple[list[Session], int]:
     """Every agent's completed sessions, oldest first across agents, capped at ``limit``.
 
     Returns the selection and how many were left for a later run.
@@ -359,9 +467,10 @@ def select_sessions(scans: Iterable[dict], limit: int) -> tuple[list[dict], int]
     return pending[:limit], max(0, len(pending) - limit)
 
 
-def resolve_transcript(state_dir: Path, session: dict) -> Path:
+def resolve_transcript(state_dir: Path, session: Session) -> Path:
     """The on-disk path of a discovered session, refusing anything that escapes its agent folder."""
-    agent_id, file = session["agentId"], session["file"]
+    agent_id: str = session["agentId"]
+    file: str = session["file"]
     parts = file.split("/")
     plain = all(part and part not in {".", ".."} for part in parts)
     if (

@@ -24,12 +24,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from openclaw_nexus import archive, zst
 from openclaw_nexus.discovery import (
     ARCHIVE_DIR,
     ARCHIVED_NAME_RE,
     AgentScan,
+    Session,
     Window,
     resolve_transcript,
     sort_sessions,
@@ -102,7 +104,7 @@ def lock_is_fresh(lock_path: Path, now: float) -> bool:
     return now - created < LOCK_STALE_SECONDS
 
 
-def open_file(state_dir: Path, session: dict, active_set: Callable[[], ActiveSet]) -> Transcript:
+def open_file(state_dir: Path, session: Session, active_set: Callable[[], ActiveSet]) -> Transcript:
     """A file transcript, checked to be still completed (against ``active_set``) and unchanged since
     discovery; a ``.zst`` export is decompressed into a staging file."""
     path = resolve_transcript(state_dir, session)
@@ -141,7 +143,7 @@ def open_file(state_dir: Path, session: dict, active_set: Callable[[], ActiveSet
     return Transcript(folder / staged, staged, path, before)
 
 
-def _stage_copy(path: Path, session: dict, before: Snapshot) -> Transcript:
+def _stage_copy(path: Path, session: Session, before: Snapshot) -> Transcript:
     """A copy of an archived entry's transcript in the staging folder (0600, the file's mtime), checked
     to be the file discovery saw: OpenClaw's file stays where it is."""
     folder = path.parent
@@ -165,7 +167,9 @@ def _stage_copy(path: Path, session: dict, before: Snapshot) -> Transcript:
     return Transcript(folder / staged, staged, path, before)
 
 
-def record_file_archived(sessions_dir: Path, session: dict, receipt: dict) -> archive.ArchiveOutcome:
+def record_file_archived(
+    sessions_dir: Path, session: Session, receipt: dict[str, Any]
+) -> archive.ArchiveOutcome:
     """Move the file into ``archive/<id>[+N].jsonl``; a ``.zst`` export's decompressed copy goes there
     instead, and the export itself follows under its own name. An archived entry's transcript stays
     where it is: its staging copy becomes the archive copy."""
@@ -306,7 +310,7 @@ def _add_archived(scan: AgentScan, sessions_dir: Path, active: ActiveSet, window
             )
 
 
-def _session(agent_id: str, session_id: str, file: str, info: os.stat_result, kind: str) -> dict:
+def _session(agent_id: str, session_id: str, file: str, info: os.stat_result, kind: str) -> Session:
     return {
         "agentId": agent_id,
         "sessionId": session_id,

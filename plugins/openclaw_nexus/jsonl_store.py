@@ -18,9 +18,18 @@ import json
 import math
 import os
 from pathlib import Path
+from typing import Any
 
 from openclaw_nexus import archive
-from openclaw_nexus.discovery import AgentScan, Window, agents_folder, agents_root, sessions_dir_of, within
+from openclaw_nexus.discovery import (
+    AgentScan,
+    Session,
+    Window,
+    agents_folder,
+    agents_root,
+    sessions_dir_of,
+    within,
+)
 from openclaw_nexus.files import (
     ActiveSet,
     SessionIndexError,
@@ -32,7 +41,7 @@ from openclaw_nexus.names import INDEX_FILE, is_valid_session_id
 from openclaw_nexus.staging import Transcript
 
 
-def is_archived_entry(entry: dict) -> bool:
+def is_archived_entry(entry: dict[str, Any]) -> bool:
     """``archivedAt`` is a number: OpenClaw archived the entry (its ``sessions.patch`` writes epoch ms, and
     its SQLite import keeps only a finite number as ``archived_at``). Anything else counts as active."""
     stamp = entry.get("archivedAt")
@@ -101,8 +110,8 @@ class JsonlStore:
     def active_set(self) -> ActiveSet:
         return read_active_set(self.sessions_dir)
 
-    def open_transcript(self, session: dict) -> Transcript:
+    def open_transcript(self, session: Session) -> Transcript:
         return open_file(self.state_dir, session, self.active_set)
 
-    def record_archived(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
+    def record_archived(self, session: Session, receipt: dict[str, Any]) -> archive.ArchiveOutcome:
         return record_file_archived(self.sessions_dir, session, receipt)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
 # OpenClaw accepts UUIDs and any id of this shape (case-insensitive).
 SESSION_ID_RE = re.compile(r"[a-z0-9][a-z0-9._-]{0,127}", re.IGNORECASE)
@@ -108,6 +109,6 @@ def parse_transcript_name(name: str) -> TranscriptName | None:
     )
 
 
-def is_valid_session_id(value: object) -> bool:
+def is_valid_session_id(value: object) -> TypeGuard[str]:
     """True when ``value`` is a session id OpenClaw could have written."""
     return isinstance(value, str) and SESSION_ID_RE.fullmatch(value) is not None

@@ -58,9 +58,13 @@ class NexusHook(HttpHook):
         return session
 
     def run_and_check(
-        self, session: requests.Session, prepped_request: requests.PreparedRequest, extra_options: dict
+        self,
+        session: requests.Session,
+        prepped_request: requests.PreparedRequest,
+        extra_options: dict[str, Any],
     ) -> requests.Response:
         """Send the request and return the response whatever its status (the operator judges it)."""
+        assert prepped_request.url is not None, "HttpHook.run prepares every request with its URL"
         settings = session.merge_environment_settings(
             prepped_request.url,
             proxies=session.proxies,
@@ -117,7 +121,7 @@ class SessionUploadOperator(HttpOperator):
             self._hook = NexusHook(method=self.method, http_conn_id=self.http_conn_id)
         return self._hook
 
-    def execute(self, context: Any) -> dict:
+    def execute(self, context: Any) -> dict[str, Any]:
         session = self.session
         try:
             return self._upload(context, session)
@@ -132,7 +136,7 @@ class SessionUploadOperator(HttpOperator):
             raise AirflowFailException(reason)
         raise AirflowException(reason)
 
-    def _upload(self, context: Any, session: dict) -> dict:
+    def _upload(self, context: Any, session: dict[str, Any]) -> dict[str, Any]:
         root = state_dir()
         transcript = stores.open_transcript(root, session)
         try:
@@ -141,7 +145,9 @@ class SessionUploadOperator(HttpOperator):
             stores.discard(transcript)
             raise
 
-    def _send(self, context: Any, session: dict, transcript: Transcript, root: Path) -> dict:
+    def _send(
+        self, context: Any, session: dict[str, Any], transcript: Transcript, root: Path
+    ) -> dict[str, Any]:
         label = f"{session['agentId']}/{session['sessionId']}"
         peak_before = _peak_rss_mib()
         body = TranscriptBody(transcript.path, session["agentId"], session["sessionId"])
@@ -172,7 +178,8 @@ class SessionUploadOperator(HttpOperator):
             )
             return receipt
         self.log.info("Uploading %s: %s, %d bytes, sha256 %s", label, session["file"], body.size, body.sha256)
-        self.data = body
+        # HttpOperator annotates data as dict | str; it hands it to requests, which streams a file-like body.
+        self.data = body  # type: ignore[assignment]
         self.headers = {
             "Content-Type": "application/json",
             "Idempotency-Key": idempotency_key(
@@ -219,6 +226,7 @@ class SessionUploadOperator(HttpOperator):
 
     def _log_retry(self, retry_state: tenacity.RetryCallState) -> None:
         outcome = retry_state.outcome
+        assert outcome is not None, "tenacity calls before_sleep after an attempt, with its outcome"
         if outcome.failed:
             what = scrub(f"{type(outcome.exception()).__name__}: {outcome.exception()}", [self.hook.api_key])
         else:
@@ -245,7 +253,7 @@ def _the_response(response: requests.Response) -> requests.Response:
     return response
 
 
-def _error(session: dict, stage: str, reason: str) -> dict:
+def _error(session: dict[str, Any], stage: str, reason: str) -> dict[str, Any]:
     return {
         "agentId": session.get("agentId"),
         "sessionId": session.get("sessionId"),

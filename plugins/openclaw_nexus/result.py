@@ -11,6 +11,7 @@ archived without being sent: the message says how many.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 JOB_ID = "session_upload"
 
@@ -20,7 +21,7 @@ def count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
 
 
-def _key(item: dict) -> tuple[str, str, str | None]:
+def _key(item: dict[str, Any]) -> tuple[str, str, str | None]:
     """One item: a session, or one conversation of it (the conversations of a deletion export share
     its file)."""
     return item["agentId"], item["file"], item.get("conversation")
@@ -28,13 +29,13 @@ def _key(item: dict) -> tuple[str, str, str | None]:
 
 def build_job_result(
     *,
-    agent_errors: Iterable[dict],
-    selected: Iterable[dict],
-    done: Iterable[dict],
-    task_errors: Iterable[dict],
+    agent_errors: Iterable[dict[str, Any]],
+    selected: Iterable[dict[str, Any]],
+    done: Iterable[dict[str, Any]],
+    task_errors: Iterable[dict[str, Any]],
     dry_run: bool = False,
     deferred: int = 0,
-) -> dict:
+) -> dict[str, Any]:
     """The JobResult for one run.
 
     :param agent_errors: errors from listing and scanning agents (stage ``discover``)

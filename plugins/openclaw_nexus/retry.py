@@ -57,14 +57,16 @@ class BackoffHonouringRetryAfter(tenacity.wait.wait_base):
             told = retry_after_seconds(outcome.result())
             if told is not None:
                 return min(told, self.retry_after_cap)
-        ceiling = min(self.cap, self.initial * 2 ** (retry_state.attempt_number - 1))
+        ceiling: float = min(self.cap, self.initial * 2 ** (retry_state.attempt_number - 1))
         # "Equal jitter": at least half the backoff, so retries never bunch up at zero.
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
 def _give_back_last_outcome(retry_state: tenacity.RetryCallState) -> Any:
     """After the last attempt, return the last response (or raise its exception) to the caller."""
-    return retry_state.outcome.result()
+    outcome = retry_state.outcome
+    assert outcome is not None, "tenacity calls retry_error_callback after an attempt, with its outcome"
+    return outcome.result()
 
 
 def retry_args(
@@ -74,7 +76,7 @@ def retry_args(
     max_wait: float = 30.0,
     retry_after_cap: float = 120.0,
     before_sleep: Callable[[tenacity.RetryCallState], None] | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Arguments for ``tenacity.Retrying``, as ``HttpOperator(retry_args=...)`` takes them."""
     return {
         "stop": tenacity.stop_after_attempt(attempts),

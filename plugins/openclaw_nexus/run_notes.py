@@ -19,6 +19,7 @@ logged.
 from __future__ import annotations
 
 import logging
+from types import ModuleType
 from typing import Any, ClassVar
 
 from airflow.listeners import hookimpl
@@ -41,7 +42,7 @@ def is_session_upload(dag_id: str) -> bool:
     return dag_id == DAG_ID or dag_id.startswith(f"{DAG_ID}_")
 
 
-def job_result_of(dag_run_id: int, session: Any) -> dict | None:
+def job_result_of(dag_run_id: int, session: Any) -> dict[str, Any] | None:
     """The run's JobResult (the job_result task's return value), or None if it has none."""
     from airflow.models.xcom import XComModel
     from sqlalchemy import select
@@ -92,11 +93,11 @@ def set_run_note(dag_run: Any) -> str | None:
         return _write_note(run, job_result_of(dag_run.id, own))
 
 
-def _write_note(dag_run: Any, job: dict | None) -> str | None:
+def _write_note(dag_run: Any, job: dict[str, Any] | None) -> str | None:
     if job is None:
         log.info("run %s of %s has no JobResult: no note", dag_run.run_id, dag_run.dag_id)
         return None
-    message = job["message"][:NOTE_MAX]
+    message: str = job["message"][:NOTE_MAX]
     note = dag_run.dag_run_note
     if note is None:
         dag_run.note = (message, NOTE_AUTHOR)
@@ -138,4 +139,6 @@ class SessionUploadPlugin(AirflowPlugin):
     """Registered by the distribution's ``airflow.plugins`` entry point (pyproject.toml)."""
 
     name = "session_upload"
-    listeners: ClassVar[list] = [RunNotes()]
+    # AirflowPlugin annotates listeners as an instance attribute; Airflow reads it from the class (ClassVar,
+    # as ruff's RUF012 asks for a mutable class attribute).
+    listeners: ClassVar[list[ModuleType | object]] = [RunNotes()]  # type: ignore[misc]

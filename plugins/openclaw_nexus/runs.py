@@ -149,7 +149,7 @@ def discover(
 
 def select(
     scans: list[dict[str, Any]] | None, max_sessions: int, ti: Any, *, dry_run: bool
-) -> list[dict[str, Any]]:
+) -> list[discovery.Session]:
     """The sessions to deliver; the whole selection and the count left over go to XCom for the JobResult.
     ``scans`` is None or empty when the check found no agent with something to send."""
     selected, deferred = discovery.select_sessions(scans or [], max_sessions)
@@ -164,7 +164,7 @@ def select(
     return [] if dry_run else selected
 
 
-def archive(session: dict, receipt: dict, ti: Any) -> dict:
+def archive(session: discovery.Session, receipt: dict[str, Any], ti: Any) -> dict[str, Any]:
     """Archive one uploaded transcript; replays stay where they are."""
     done = {**receipt, "archivedAs": session["file"], "alreadyArchived": True}
     if session.get("kind") == "replay":
@@ -204,12 +204,12 @@ def archive(session: dict, receipt: dict, ti: Any) -> dict:
     return {**receipt, "archivedAs": outcome.archived_as, "alreadyArchived": outcome.already_done}
 
 
-def _pull_all(ti: Any, task_id: str, key: str = "return_value") -> list:
+def _pull_all(ti: Any, task_id: str, key: str = "return_value") -> list[Any]:
     values = ti.xcom_pull(task_ids=[task_id], key=key) or []
     return [value for value in values if value is not None]
 
 
-def job_result(ti: Any, *, dry_run: bool) -> dict:
+def job_result(ti: Any, *, dry_run: bool) -> dict[str, Any]:
     """Build the JobResult from every task's XComs and log it (the task returns it: its return value)."""
     agents = ti.xcom_pull(task_ids=FIND_AGENTS_TASK)
     plan = ti.xcom_pull(task_ids="select", key="selected")
@@ -248,5 +248,5 @@ def job_result(ti: Any, *, dry_run: bool) -> dict:
     return job
 
 
-def _stage_error(stage: str, reason: str) -> dict:
+def _stage_error(stage: str, reason: str) -> dict[str, Any]:
     return {"agentId": None, "sessionId": None, "file": None, "stage": stage, "reason": reason}

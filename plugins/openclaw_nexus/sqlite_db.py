@@ -104,7 +104,7 @@ def read_transaction(connection: sqlite3.Connection, timings: list[float] | None
 
 def check_schema(connection: sqlite3.Connection, path: Path) -> int:
     """The agent schema version; ``StoreError`` unless it is one this package has been tested with."""
-    version = connection.execute("PRAGMA user_version").fetchone()[0]
+    version: int = connection.execute("PRAGMA user_version").fetchone()[0]
     meta = None
     if has_table(connection, "schema_meta"):
         meta = connection.execute(

@@ -20,6 +20,7 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import zstandard
 
@@ -104,7 +105,7 @@ def export_transcript(
 class _Writer:
     """Buffered writes of ``event + \\n`` lines, counted on the way."""
 
-    def __init__(self, out):
+    def __init__(self, out: BinaryIO) -> None:
         self.out = out
         self.size = 0
         self.events = 0
@@ -214,7 +215,7 @@ def _write_rows(
     compressed = has_column(connection, "transcript_events", "event_zstd")
     columns = "seq, event_json, event_zstd, event_utf8_bytes" if compressed else "seq, event_json, NULL, NULL"
     query = f"SELECT {columns} FROM transcript_events WHERE session_id = ?"
-    params: list = [session_id]
+    params: list[str | int] = [session_id]
     if start is not None:
         query += " AND seq >= ?"
         params.append(start)

@@ -68,7 +68,7 @@ def live_session_ids(connection: sqlite3.Connection, only: str | None = None) ->
 def _references(connection: sqlite3.Connection, only: str | None = None) -> dict[str, bool]:
     """The live session ids, each with True when only compaction checkpoints name it."""
     live = "SELECT session_key, current_session_id, entry_json FROM session_nodes WHERE archived_at IS NULL"
-    params: tuple = ()
+    params: tuple[str, ...] = ()
     if only is not None:
         live += " AND (current_session_id = ? OR instr(entry_json, ?) > 0)"
         params = (only, only)
@@ -119,7 +119,7 @@ class DatabaseScan:
     completed: dict[str, tuple[str, int, bool]]
     # session id → (archive_name, created_at ns) of deletion/reset exports kept in the database
     exports: dict[str, list[tuple[str, int]]]
-    skipped: Counter
+    skipped: Counter[str]
     # session id → (session key, last change in ns) of the live windows that have reset events
     live_windows: dict[str, tuple[str, int]] = field(default_factory=dict)
     # session id → how many reset events it has, for every window that has any
@@ -208,7 +208,7 @@ def scan_database(
             counts = {as_text(sid): int(n) for sid, n in connection.execute(_RESET_COUNTS)}
         completed: dict[str, tuple[str, int, bool]] = {}
         live_windows: dict[str, tuple[str, int]] = {}
-        skipped: Counter = Counter()
+        skipped: Counter[str] = Counter()
         wanted: set[str] = set()
         rows = connection.execute(
             "SELECT w.session_id, w.session_key, max(w.updated_at, coalesce(w.transcript_updated_at, 0)),"

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from openclaw_nexus import archive, conversations, zst
 from openclaw_nexus.discovery import (
     ARCHIVE_DIR,
     AgentScan,
     ArchiveIndex,
+    Session,
     Window,
     agents_folder,
     agents_root,
@@ -197,7 +199,7 @@ class SqliteStore:
         if done == finished and last_change is not None:
             copies.record_all_sent(session_id, finished, last_change)
 
-    def _export_conversations(self, scan: AgentScan, item: dict) -> list[dict]:
+    def _export_conversations(self, scan: AgentScan, item: Session) -> list[Session]:
         """A deletion export of a session with reset events, as its conversations not yet archived (found
         by content: the export is all that is left of the session). With none left, its last one: its
         upload finds the copy, and archiving it moves the export into ``archive/`` without a resend."""
@@ -232,7 +234,7 @@ class SqliteStore:
         with connect(self.database, self.busy_timeout) as connection, read_transaction(connection):
             return ActiveSet(frozenset(end_export_live_ids(connection)), frozenset())
 
-    def open_transcript(self, session: dict) -> Transcript:
+    def open_transcript(self, session: Session) -> Transcript:
         """Export a database session to a staging file in one read transaction (leftover files: as files)."""
         if session.get("store") != "sqlite":
             transcript = open_file(self.state_dir, session, self.live_set)
@@ -253,9 +255,11 @@ class SqliteStore:
             raise TranscriptError(str(exc)) from None
         return Transcript(self.sessions_dir / staged, staged, read_seconds=exported.read_seconds)
 
-    def _cut(self, whole: Transcript, session: dict) -> Transcript:
+    def _cut(self, whole: Transcript, session: Session) -> Transcript:
         """One conversation of a decompressed deletion export, staged on its own (the whole is removed)."""
         start, end = session["part"]
+        if whole.staged is None:  # never removed below: it is OpenClaw's own file
+            raise TranscriptError(f"{session['file']}: a conversation is cut only from a staged export")
         staged = whole.staged.removesuffix(".jsonl") + ".conversation.jsonl"
         try:
             with whole.path.open("rb") as source:
@@ -271,7 +275,7 @@ class SqliteStore:
             whole.path.unlink(missing_ok=True)
         return Transcript(self.sessions_dir / staged, staged, whole.source, whole.before)
 
-    def record_archived(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
+    def record_archived(self, session: Session, receipt: dict[str, Any]) -> archive.ArchiveOutcome:
         """Link the staging file to ``archive/<id>[+N].jsonl`` (a conversation: ``<id>@<conversation>``);
         its mtime (the last change of what it holds) is how later runs know it is done. OpenClaw's rows
         stay as they are."""
@@ -289,12 +293,18 @@ class SqliteStore:
             return outcome
         return self._record_copy(session, receipt)
 
-    def _record_copy(self, session: dict, receipt: dict) -> archive.ArchiveOutcome:
+    def _record_copy(self, session: Session, receipt: dict[str, Any]) -> archive.ArchiveOutcome:
         staged, duplicate = receipt["staged"], receipt.get("duplicateOf")
         if duplicate:
             (self.sessions_dir / staged).unlink(missing_ok=True)
             # The copy with these bytes now stands for the session as it is: later runs see it as done.
-            os.utime(self.sessions_dir / duplicate, ns=(receipt["mtimeNs"], receipt["mtimeNs"]))
+            archive.restamp(
+                self.sessions_dir,
+                duplicate,
+                size=receipt["size"],
+                mtime_ns=receipt["mtimeNs"],
+                sha256=receipt["sha256"],
+            )
             return archive.ArchiveOutcome(duplicate, already_done=True)
         return archive.archive_transcript(
             self.sessions_dir,
@@ -306,7 +316,7 @@ class SqliteStore:
         )
 
 
-def _db_session(agent_id: str, session_id: str, file: str, mtime_ns: int, kind: str) -> dict:
+def _db_session(agent_id: str, session_id: str, file: str, mtime_ns: int, kind: str) -> Session:
     return {
         "agentId": agent_id,
         "sessionId": session_id,

@@ -11,7 +11,7 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from openclaw_nexus.discovery import ARCHIVE_DIR
+from openclaw_nexus.discovery import ARCHIVE_DIR, Session
 from openclaw_nexus.transcript import Snapshot, TranscriptError
 
 STAGING_DIR = f"{ARCHIVE_DIR}/.staging"
@@ -28,7 +28,7 @@ class Transcript:
     read_seconds: float | None = None  # the database read transaction that exported it
 
 
-def staging_name(session: dict) -> str:
+def staging_name(session: Session) -> str:
     """One staging name per item: a session, or one conversation of it."""
     item = (
         session["file"]

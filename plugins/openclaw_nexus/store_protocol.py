@@ -8,10 +8,10 @@ and both of those import ``discovery``.
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 from openclaw_nexus import archive
-from openclaw_nexus.discovery import AgentScan, Window
+from openclaw_nexus.discovery import AgentScan, Session, Window
 from openclaw_nexus.staging import Transcript
 
 
@@ -20,6 +20,6 @@ class Store(Protocol):
 
     def find(self, window: Window, *, include_archived: bool = False) -> AgentScan: ...
 
-    def open_transcript(self, session: dict) -> Transcript: ...
+    def open_transcript(self, session: Session) -> Transcript: ...
 
-    def record_archived(self, session: dict, receipt: dict) -> archive.ArchiveOutcome: ...
+    def record_archived(self, session: Session, receipt: dict[str, Any]) -> archive.ArchiveOutcome: ...

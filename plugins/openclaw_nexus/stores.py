@@ -19,9 +19,10 @@ This is the top of the store modules: it imports the stores, and none of them im
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from openclaw_nexus import archive, conversations, discovery
-from openclaw_nexus.discovery import AgentScan, Window
+from openclaw_nexus.discovery import AgentScan, Session, Window
 from openclaw_nexus.jsonl_store import JsonlStore
 from openclaw_nexus.sqlite_db import database_of
 from openclaw_nexus.sqlite_store import SqliteStore
@@ -53,18 +54,18 @@ def scan_agent(
     return store_for(state_dir, agent_id).find(window, include_archived=include_archived)
 
 
-def open_transcript(state_dir: Path, session: dict) -> Transcript:
+def open_transcript(state_dir: Path, session: Session) -> Transcript:
     """The transcript of a discovered session. Raises ``TranscriptError`` (permanent for this run) or
     ``sqlite_db.StoreError`` (the database cannot be read now: locked, or corrupt)."""
     return store_for(state_dir, session["agentId"]).open_transcript(session)
 
 
-def record_archived(state_dir: Path, session: dict, receipt: dict) -> archive.ArchiveOutcome:
+def record_archived(state_dir: Path, session: Session, receipt: dict[str, Any]) -> archive.ArchiveOutcome:
     """Archive one uploaded session; safe to retry."""
     return store_for(state_dir, session["agentId"]).record_archived(session, receipt)
 
 
-def already_sent(state_dir: Path, session: dict, *, size: int, sha256: str) -> str | None:
+def already_sent(state_dir: Path, session: Session, *, size: int, sha256: str) -> str | None:
     """``archive/<id>[+N].jsonl`` when a copy of exactly these bytes is archived: they were sent."""
     if session.get("kind") == "replay":
         return None  # a replay re-sends on purpose
@@ -75,7 +76,7 @@ def already_sent(state_dir: Path, session: dict, *, size: int, sha256: str) -> s
     return archive.find_copy(folder, name, size=size, sha256=sha256)
 
 
-def check_unchanged(session: dict, transcript: Transcript, sent: str) -> None:
+def check_unchanged(session: Session, transcript: Transcript, sent: str) -> None:
     """Raise ``TranscriptError`` when OpenClaw's file changed while it was being sent."""
     if transcript.source is None:
         return

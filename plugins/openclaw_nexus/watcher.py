@@ -55,7 +55,7 @@ class CompletionTrigger(BaseEventTrigger):
         duty: float = 0.2,
         db_settle_seconds: float = 0.0,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # Airflow's BaseTrigger.__init__ is unannotated
         if poll_seconds <= 0 or batch_seconds < 0 or settle_seconds < 0 or db_settle_seconds < 0:
             raise ValueError("poll_seconds must be above 0; batch_seconds and the settle times 0 or more")
         if sweep_per_poll < 0 or not 0 < duty <= 1:

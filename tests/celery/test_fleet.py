@@ -145,8 +145,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Fleet:
 
 
 def test_the_emitted_asset_is_registered_before_any_run(fleet):
-    """Both hosts' job_result emit nexus://sessions at the same moment: had the first event to create the
-    asset, the two would collide on its unique index and one green run would turn red (seen in CI)."""
+    """The asset ``nexus://sessions`` is in the metadata DB before any run starts (both hosts' job_result
+    emit it at the same moment: had the first event to create it, the two would collide on its unique
+    index and one green run would turn red)."""
     assert "nexus://sessions" in fleet.assets_before_runs, fleet.assets_before_runs
 
 

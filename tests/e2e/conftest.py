@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tools.demo.sample_state import make_state
-from tools.openclaw.fixture import OpenClaw
 from tools.stacks.sandbox import API_KEY, migrate, new_sandbox
 from tools.standins.nexus import NexusStandin
 
@@ -39,21 +37,10 @@ def sandbox(template_home: Path, tmp_path: Path, state_dir: Path, nexus):
     return new_sandbox(template_home, tmp_path / "airflow", state_dir, nexus.url)
 
 
-@pytest.fixture(scope="session")
-def migrated_template(tmp_path_factory) -> tuple[Path, dict]:
-    """A JSONL-era agent migrated by ``openclaw doctor --session-sqlite import``, built once."""
-    root = tmp_path_factory.mktemp("migrated") / "state"
-    made = make_state(root, ["main"], completed=3)
-    OpenClaw.installed().run(
-        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=root
-    )
-    assert not (root / "agents" / "main" / "sessions" / "sessions.json").exists()
-    return root, made["main"]
-
-
 @pytest.fixture
 def migrated(migrated_template, state_dir) -> dict:
-    """A fresh copy of the migrated state dir (no OpenClaw process has it open), and what it holds."""
+    """A fresh copy of the migrated state dir (``migrated_template``, tests/conftest.py; no OpenClaw process
+    has it open), and what it holds."""
     template, made = migrated_template
     shutil.copytree(template, state_dir, symlinks=True)
     agent = state_dir / "agents" / "main"

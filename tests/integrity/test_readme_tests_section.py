@@ -7,12 +7,14 @@
   bullet) has a test that reaches a call having OpenClaw of that release write a state dir: in the test,
   in a function of its module it calls, or in a pytest fixture it takes (from its module or a
   ``conftest.py`` above it), directly or through other fixtures. The calls that write, and the release
-  each runs, come from ``tools/openclaw``: each fixture builder (``openclaw_state``, ``legacy_state``,
-  ``held_state``, ``checkpoint_state``) runs the releases of the installer classes its code uses
-  (``OpenClaw``, ``LegacyOpenClaw``), whose ``VERSION`` pins the release; an installer's own
-  ``installed().gateway(...)`` runs its release, and ``installed().run(...)`` only for a CLI command
-  that writes (``doctor``, ``agent``, ``sessions delete`` / ``archive``). Importing a helper of the
-  fixture module, or running OpenClaw's Node to write rows by hand, is not OpenClaw writing the state.
+  each runs, are read from ``tools/``: each state builder (``BUILDERS``: ``openclaw_state``,
+  ``legacy_state``, ``held_state``, ``checkpoint_state``, ``rewrite_state``, the demo's ``built_state``)
+  runs the releases of the installer classes its code uses, directly or through the functions of
+  ``tools/`` it calls (``OpenClaw``, ``LegacyOpenClaw``, whose ``VERSION`` pins the release); an
+  installer's own ``installed().gateway(...)`` runs its release, and ``installed().run(...)`` only for a
+  CLI command that writes (``doctor``, ``agent``, ``sessions delete`` / ``archive``). Importing a helper
+  of the fixture module, or running OpenClaw's Node to write rows by hand, is not OpenClaw writing the
+  state; nor is reading a copy OpenClaw once wrote that is kept in the repository (``tools/demo/data``).
 - A file listed after "state from the project's generator" has a test that reaches a call of
   ``tools.demo.sample_state`` and none that reaches an OpenClaw writer.
 """
@@ -43,6 +45,8 @@ BUILDERS = (
     "tools.openclaw.legacy.built_fixture",
     "tools.openclaw.live.held_state",
     "tools.openclaw.checkpoint.checkpoint_state",
+    "tools.openclaw.rewrite.rewrite_state",
+    "tools.demo.rebuild.built_state",
 )
 # The CLI commands (argv prefixes) that write a state dir; any other ``run`` (a listing, a version) reads.
 CLI_WRITES = (("doctor",), ("agent",), ("sessions", "delete"), ("sessions", "archive"))
@@ -138,11 +142,12 @@ def dotted(node: ast.expr, bound: dict[str, str]) -> str | None:
 
 @dataclass
 class Function:
-    """A function of a module: the calls in its body (dotted path, call node), the names its body uses
-    (annotations left out) and its parameters (for a fixture or a test, the fixtures it takes)."""
+    """A function of a module: the calls in its body (dotted path, call node), what its body refers to
+    (each name and attribute chain as a dotted path, annotations left out) and its parameters (for a
+    fixture or a test, the fixtures it takes)."""
 
     calls: list[tuple[str, ast.Call]]
-    names: set[str]
+    refs: set[str]
     params: set[str]
     fixture: bool = False
     autouse: bool = False
@@ -216,10 +221,14 @@ def read_function(node: ast.FunctionDef | ast.AsyncFunctionDef, imports: dict[st
         if not changed:
             break
     calls = [(path, n) for n in body if isinstance(n, ast.Call) and (path := dotted(n, bound))]
-    names = {n.id for n in body if isinstance(n, ast.Name) and id(n) not in annotations}
+    refs = {
+        path
+        for n in body
+        if isinstance(n, ast.Name | ast.Attribute) and id(n) not in annotations and (path := dotted(n, bound))
+    }
     fixture, autouse = _fixture_decorator(node) if isinstance(node, ast.FunctionDef) else (False, False)
     params = {a.arg for a in (*node.args.args, *node.args.kwonlyargs)} | _used_fixtures(node)
-    return Function(calls, names, params, fixture, autouse)
+    return Function(calls, refs, params, fixture, autouse)
 
 
 @dataclass
@@ -279,22 +288,29 @@ def installers() -> dict[str, str]:
 
 
 def releases_of_builder(builder: str) -> set[str]:
-    """The releases a builder of ``tools/openclaw`` runs: the installer classes its code uses, in its
-    module's functions it calls or passes on (annotations left out)."""
-    module_name, function = builder.rsplit(".", 1)
-    module = read_module(tools_module(module_name))
+    """The releases a builder under ``tools/`` runs: the installer classes its code uses (annotations left
+    out), in it or in the functions of ``tools/`` it calls or passes on, in its module or another."""
     classes = installers()
-    seen, todo, found = set(), [function], set()
+    seen: set[str] = set()
+    todo, found = [builder], set()
     while todo:
-        name = todo.pop()
-        if name in seen or name not in module.functions:
+        path = todo.pop()
+        module_name, _, name = path.rpartition(".")
+        file = tools_module(module_name) if module_name.startswith("tools.") else None
+        if path in seen or file is None or not file.exists():
             continue
-        seen.add(name)
-        for used in module.functions[name].names:
-            origin = module.imports.get(used, f"{module_name}.{used}")
-            if origin in classes:
-                found.add(classes[origin])
-            todo.append(used)
+        function = read_module(file).functions.get(name)
+        if function is None:
+            continue
+        seen.add(path)
+        for ref in function.refs:
+            full = ref if ref.startswith("tools.") else f"{module_name}.{ref}"
+            parts = full.split(".")
+            for n in range(2, len(parts) + 1):  # each prefix: an installer class, or a function to follow
+                prefix = ".".join(parts[:n])
+                if prefix in classes:
+                    found.add(classes[prefix])
+                todo.append(prefix)
     return found
 
 
@@ -438,6 +454,8 @@ def test_the_releases_of_the_writers_are_those_tools_openclaw_pins():
         "tools.openclaw.legacy.built_fixture": {"2026.7.35"},
         "tools.openclaw.live.held_state": {"2026.9.6"},
         "tools.openclaw.checkpoint.checkpoint_state": {"2026.7.35", "2026.9.6"},
+        "tools.openclaw.rewrite.rewrite_state": {"2026.9.6"},
+        "tools.demo.rebuild.built_state": {"2026.7.35", "2026.9.6"},
     }
 
 

@@ -3,7 +3,7 @@ read with Python's sqlite3 read-only: the manifest's claims (era, schema, live a
 its expected transcripts, cross-checked with the rows (``event_json`` / decoded ``event_zstd`` + ``\\n``)
 and with OpenClaw's own ``sessions --json`` listing.
 
-The first run installs OpenClaw from npm and builds the fixture (minutes); later runs copy the cache.
+The first run installs OpenClaw from npm and builds the fixture; later runs copy the cache.
 Skipped only when OpenClaw cannot be installed because the npm registry is unreachable, and never in CI
 (``CI=true``), where that is a failure."""
 
@@ -24,6 +24,7 @@ import pytest
 import zstandard
 
 from tools.openclaw import fixture as fx
+from tools.standins.model import LONG_MARKER
 
 SQLITE_AGENTS = ["native", "legacy", "chat"]
 
@@ -411,9 +412,94 @@ def test_chat_reset_rows_are_indexed_as_resets(mixed):
             assert in_rows == [r["id"] for r in session["resets"]], session["key"]
 
 
+# What the fixture asks OpenClaw to do on each chat session (tools/openclaw/fixture.py, _chat_agent_phase),
+# stated here: the messages it sends through ``chat.send``, in order, and where it moves the gateway's clock
+# past an expiry (IDLE: past ``idleMinutes``; DAILY: past the daily reset hour), so that the next message
+# starts a new conversation.
+IDLE, DAILY = object(), object()
+CHAT_SENT = {
+    "agent:chat:main": [
+        "Hello chat main, first turn.",
+        "Second turn of the first conversation.",
+        "/new",
+        "First turn after /new.",
+        IDLE,
+        "Back after the idle window.",
+        "/reset",
+        f"After /reset, a long answer: {LONG_MARKER} please.",
+        DAILY,
+        "The next day's first message.",
+        "The open conversation goes on.",
+    ],
+    "agent:chat:talk": [
+        "Talk, first conversation.",
+        "/new",
+        f"Talk, second one: {LONG_MARKER} please.",
+        "/reset",
+        "Talk, third conversation.",
+    ],
+    "agent:chat:gone": ["Gone, first conversation.", "/new", "Gone, second conversation."],
+}
+
+
+def outline_of_what_was_sent(sent: list) -> list[tuple[str, str]]:
+    """The transcript OpenClaw's chat path makes of ``sent``, in outline: a ``/new`` or ``/reset`` is a
+    ``reset`` event (reason ``new`` / ``reset``), the command itself, and OpenClaw's confirmation; an
+    expiry is a ``reset`` event (``idle`` / ``daily``) before the next message; any other message is the
+    user's message and the model stand-in's reply to it (``stand-in reply N to: <message>``, or ``Long
+    stand-in reply N`` for a message asking for one)."""
+    outline: list[tuple[str, str]] = []
+    for item in sent:
+        if item is IDLE or item is DAILY:
+            outline.append(("reset", "idle" if item is IDLE else "daily"))
+        elif item in ("/new", "/reset"):
+            outline += [("reset", item[1:]), ("user", item), ("assistant", "confirmed")]
+        else:
+            reply = "long reply" if LONG_MARKER in item else f"reply to: {item}"
+            outline += [("user", item), ("assistant", reply)]
+    return outline
+
+
+def outline_of_transcript(data: bytes) -> list[tuple[str, str]]:
+    """The same outline read from a transcript (one JSON event a line, parsed with the json library): its
+    ``reset`` events and its user and assistant messages, each reply by its form."""
+    outline: list[tuple[str, str]] = []
+    for line in data.splitlines():
+        event = json.loads(line)
+        if event.get("type") == "reset":
+            outline.append(("reset", event["reason"]))
+        elif event.get("type") == "message" and event["message"]["role"] == "user":
+            outline.append(("user", event["message"]["content"]))
+        elif event.get("type") == "message" and event["message"]["role"] == "assistant":
+            content = event["message"]["content"]
+            text = content if isinstance(content, str) else "".join(b.get("text", "") for b in content)
+            reply = re.fullmatch(r"stand-in reply \d+ to: (.*)", text, flags=re.S)
+            if text.startswith("\u2705"):
+                outline.append(("assistant", "confirmed"))
+            elif text.startswith("Long stand-in reply "):
+                outline.append(("assistant", "long reply"))
+            else:
+                outline.append(("assistant", f"reply to: {reply.group(1)}" if reply else text))
+    return outline
+
+
+def test_chat_transcripts_hold_what_the_fixture_sent_and_the_resets_it_caused(mixed):
+    """Each chat session's expected transcript (OpenClaw's deletion export for ``talk`` and ``gone``, its
+    rows for ``main``, which OpenClaw never exports) holds, in order, exactly the messages the fixture
+    sent, each answered, and a reset event where each ``/new``, ``/reset`` and clock move past an expiry
+    put one: the expectation is what the fixture asked OpenClaw to do, not anything read back."""
+    dest, manifest = mixed
+    sessions = chat_sessions(manifest)
+    for key, sent in CHAT_SENT.items():
+        data = (dest / sessions[key]["expected"]).read_bytes()
+        assert outline_of_transcript(data) == outline_of_what_was_sent(sent), key
+
+
 def test_chat_expected_transcripts_hold_the_same_resets(mixed):
-    """The whole-session expected bytes (OpenClaw's deletion export; rows for the main session, which
-    OpenClaw never exports) carry the reset events the manifest lists, in order."""
+    """The whole-session expected bytes carry the reset events the manifest lists, in order, each on the
+    line its ``seq`` names; where they are OpenClaw's deletion export (``talk``, made in a copy), they are
+    also the session's rows read here (``main``'s expected bytes are its rows: what they hold is checked
+    against what the fixture sent, above)."""
     dest, manifest = mixed
     chat = manifest["agents"]["chat"]
     with closing(connect(dest, chat)) as db:
@@ -428,7 +514,7 @@ def test_chat_expected_transcripts_hold_the_same_resets(mixed):
             lines = data.splitlines()
             for reset in session["resets"]:
                 assert json.loads(lines[reset["seq"]])["id"] == reset["id"], "line index is the seq"
-            if session["state"] != "deleted":
+            if session["expectedFrom"].startswith("copy:"):
                 assert rows_bytes(db, session["sessionId"]) == data, session["key"]
 
 

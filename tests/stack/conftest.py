@@ -1,33 +1,53 @@
-"""One real Airflow (api-server, scheduler, dag-processor; embedded SQLite + LocalExecutor) for the whole
-test session, with the Nexus stand-in and one OpenClaw state dir. Tests use their own agents, so they
-never see each other's sessions.
+"""Two running Airflows (api-server, scheduler, dag-processor, triggerer; embedded SQLite +
+LocalExecutor), each with its own Nexus stand-in and OpenClaw state dir.
 
-Scheduled runs come by themselves once the DAG is unpaused (hourly, and once for the latest interval at
-unpause). So that one firing at an hour boundary mid-session never takes another test's sessions, the
-stack's default settle time is 10 hours (``SESSION_UPLOAD_SETTLE_MINUTES=600``): a scheduled run only
-takes transcripts older than that, and only the scheduled-run scenario has any. Every other run passes
-its own ``settle_minutes`` in its conf.
+``live``, for this folder's tests but the watcher's: the DAG on its cron with the completion watcher off,
+so runs come from the cron and the tests' triggers only. Tests use their own agents, so they never see
+each other's sessions. Scheduled runs come by themselves once the DAG is unpaused (hourly, and once for
+the latest interval at unpause). So that one firing at an hour boundary mid-session never takes another
+test's sessions, the stack's default settle time is 10 hours (``SESSION_UPLOAD_SETTLE_MINUTES=600``): a
+scheduled run only takes transcripts older than that, and only the scheduled-run scenario has any. Every
+other run passes its own ``settle_minutes`` in its conf.
+
+``watcher_stack``, for ``test_completions.py`` and ``test_watcher_faults.py``: the watcher and the
+settle times as shipped, the DAG unpaused on a yearly cron, so every run there is one the watcher started.
+Each scenario has agents of its own (``WATCHER_AGENTS``: databases OpenClaw 2026.9.6's doctor wrote, two
+live sessions each, nothing completed; ``test_completions.py`` adds a JSONL-era agent and one that appears
+with a backlog). Each test asserts on the runs, asset events and requests since it began; between tests
+Nexus answers normally again, no run is left running and no completion is left pending (the watcher
+signals every pending completion again once a run archived something, so a leftover would start runs in
+the next test). These tests run first in this folder, in file order (``pytest_collection_modifyitems``:
+the fault scenarios, which kill and add triggerers, come last), and the stack stops after the last of them
+(``pytest_runtest_teardown``), before ``live`` starts: never two stacks at once on the machine's cores.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tools.demo.sample_state import HOUR, make_agent
+from openclaw_nexus import discovery, stores
+from tools.demo.sample_state import HOUR, make_agent, make_state
+from tools.openclaw.fixture import OpenClaw
 from tools.stacks.airflow_stack import AirflowStack
 from tools.stacks.sandbox import API_KEY
 from tools.standins.nexus import NexusStandin
 
 SCHEDULED_SETTLE_MINUTES = 600
 SCHEDULED_AGENT = "sched-agent"
+COMPLETIONS = "openclaw://completions"
+# The watcher stack's agents: one per scenario (test_completions.py: db; test_watcher_faults.py: the rest).
+WATCHER_AGENTS = ("db", "crash", "paused", "ha")
+MAX_SESSIONS = 2  # the watcher stack's per-run cap, for test_completions.py's backlog
 
 
 def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
@@ -41,6 +61,12 @@ def snapshot_tree(root: Path) -> dict[str, tuple[bytes, int]]:
 
 def iso(moment: float) -> str:
     return datetime.fromtimestamp(moment, UTC).isoformat()
+
+
+def epoch(iso: str) -> float:
+    """Epoch seconds of an ISO time (the metadata DB's naive times are UTC)."""
+    moment = datetime.fromisoformat(iso)
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 @dataclass
@@ -136,7 +162,8 @@ def stack_env(state_dir: Path, nexus_url: str) -> dict[str, str]:
         ),
         "SESSION_UPLOAD_SETTLE_MINUTES": str(SCHEDULED_SETTLE_MINUTES),
         # Runs here come from the cron and the tests' triggers only: a run the completion watcher started
-        # would take sessions another test is about to check (test_completions.py has a stack of its own).
+        # would take sessions another test is about to check (the watcher's tests have a stack of their
+        # own: watcher_env).
         "SESSION_UPLOAD_WATCH": "0",
         # The retry policy is the package's; only the waits are short.
         "SESSION_UPLOAD_RETRY_DELAY_SECONDS": "1",
@@ -170,7 +197,7 @@ def _first_scheduled_run(live: Live) -> dict:
     }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def live(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("stack")
     state_dir = root / "openclaw"
@@ -187,3 +214,144 @@ def live(tmp_path_factory: pytest.TempPathFactory):
             yield state
         # Stopped: every log is flushed. The key must be in none of them, nor in the metadata DB.
         assert stack.leaks(API_KEY) == [], f"API key found under {stack.home}"
+
+
+def watcher_env(state_dir: Path, nexus_url: str) -> dict[str, str]:
+    """The watcher stack's environment: the watcher on, the settle times as shipped, no cron run."""
+    env = stack_env(state_dir, nexus_url)
+    del env["SESSION_UPLOAD_SETTLE_MINUTES"]  # the shipped settle times
+    env.update(
+        SESSION_UPLOAD_WATCH="1",
+        # Yearly: the current interval ends in the future, so no cron run comes.
+        SESSION_UPLOAD_SCHEDULE="0 0 1 1 *",
+        SESSION_UPLOAD_MAX_SESSIONS=str(MAX_SESSIONS),
+        # Unpaused from its first parse: the watcher is registered with it (a paused DAG has none).
+        AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
+    )
+    return env
+
+
+@dataclass
+class WatcherStack:
+    """The running stack with the watcher, its stand-in and its state dir (``root`` holds all three)."""
+
+    stack: AirflowStack
+    nexus: NexusStandin
+    state_dir: Path
+    root: Path
+
+    def log(self, component: str) -> str:
+        """A component's output (``stack-logs/<component>.log``), empty if it has none yet."""
+        path = self.stack.log_dir / f"{component}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def runs(self) -> list[dict]:
+        """Every run, oldest first."""
+        return sorted(self.stack.dag_runs(), key=lambda run: run["queued_at"] or "")
+
+    def runs_since(self, moment: float) -> list[dict]:
+        """The runs queued at or after ``moment`` (epoch s), oldest first."""
+        return [run for run in self.runs() if run["queued_at"] and epoch(run["queued_at"]) >= moment]
+
+    def idle(self, timeout: float = 300) -> list[dict]:
+        """Wait until no run is queued or running; every run so far, oldest first."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.stack.check_alive()
+            runs = self.runs()
+            if all(run["state"] in ("success", "failed") for run in runs):
+                return runs
+            assert time.monotonic() < deadline, f"runs still active after {timeout:.0f}s: {runs}"
+            time.sleep(1)
+
+    def asset_id(self) -> int:
+        assets = self.stack.api("GET", "/api/v2/assets?limit=100").json()["assets"]
+        return next(a["id"] for a in assets if a["uri"].rstrip("/") == COMPLETIONS)
+
+    def asset_events_since(self, moment: float) -> list[dict]:
+        """The watched asset's events at or after ``moment`` (epoch s), oldest first."""
+        path = f"/api/v2/assets/events?asset_id={self.asset_id()}&limit=100"
+        events = self.stack.api("GET", path).json()["asset_events"]
+        return sorted((e for e in events if epoch(e["timestamp"]) >= moment), key=lambda e: e["timestamp"])
+
+    def pending(self) -> dict[str, list[str]]:
+        """Per agent, the sessions a run would take now (every agent's scan, as the DAG's ``discover``)."""
+        window = discovery.Window(time.time())
+        names, _ = discovery.list_agents(self.state_dir)
+        scans = {name: stores.scan_agent(self.state_dir, name, window).sessions for name in names}
+        return {name: [s["sessionId"] for s in sessions] for name, sessions in scans.items() if sessions}
+
+    def remove_agent(self, agent: str) -> None:
+        """Take an agent's folder out of the state dir, in one rename (as if OpenClaw deleted the agent)."""
+        removed = self.root / "removed"
+        removed.mkdir(exist_ok=True)
+        os.rename(self.state_dir / "agents" / agent, removed / agent)
+
+
+_watcher_stacks: list[contextlib.ExitStack] = []  # the running one, for stopping it early
+
+
+@pytest.fixture(scope="package")
+def watcher_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatcherStack]:
+    root = tmp_path_factory.mktemp("watcher")
+    state_dir = root / "openclaw"
+    make_state(state_dir, list(WATCHER_AGENTS), completed=0)
+    OpenClaw.installed().run(
+        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=state_dir
+    )
+    window = discovery.Window(time.time())
+    for agent in WATCHER_AGENTS:
+        assert stores.scan_agent(state_dir, agent, window).sessions == [], f"{agent}: completed at the start"
+    with contextlib.ExitStack() as exits:
+        _watcher_stacks.append(exits)
+        nexus = exits.enter_context(NexusStandin(api_key=API_KEY, record_dir=root / "nexus"))
+        stack = AirflowStack(root / "airflow", env=watcher_env(state_dir, nexus.url))
+        # Runs once the stack has stopped (every log flushed): the key is in none of them, nor in the DB.
+        exits.callback(lambda: _assert_no_leak(stack))
+        started = time.monotonic()
+        exits.enter_context(stack)
+        watcher = WatcherStack(stack, nexus, state_dir, root)
+        stack.wait_for("the watcher to start", lambda: "watcher started" in watcher.log("triggerer"), 180)
+        print(f"\nstack with the watcher up in {time.monotonic() - started:.1f}s, home {stack.home}")
+        yield watcher
+
+
+def _assert_no_leak(stack: AirflowStack) -> None:
+    assert stack.leaks(API_KEY) == [], f"API key found under {stack.home}"
+
+
+@pytest.fixture(autouse=True)
+def _between_watcher_tests(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After each test on the watcher stack: Nexus answers normally again, no run is left running, and
+    no completion is left pending."""
+    if "watcher_stack" not in request.fixturenames:
+        yield
+        return
+    watcher: WatcherStack = request.getfixturevalue("watcher_stack")
+    yield
+    watcher.nexus.clear_faults()
+    watcher.idle()
+    assert watcher.pending() == {}, "left pending: the watcher would signal these in the next test"
+
+
+def _on_watcher_stack(item: pytest.Item) -> bool:
+    return "watcher_stack" in getattr(item, "fixturenames", ())
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """This folder's tests on the watcher stack first (in file order), then the others."""
+    here = Path(__file__).parent
+    slots = [n for n, item in enumerate(items) if item.path.is_relative_to(here)]
+    ours = sorted((items[n] for n in slots), key=lambda item: not _on_watcher_stack(item))
+    for n, item in zip(slots, ours, strict=True):
+        items[n] = item
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop the watcher stack after the last test that uses it, not at the end of the folder."""
+    if not _watcher_stacks or not _on_watcher_stack(item):
+        return
+    items = item.session.items
+    if not any(_on_watcher_stack(later) for later in items[items.index(item) + 1 :]):
+        _watcher_stacks.pop().close()

@@ -2,13 +2,16 @@
 triggerers on one metadata DB. ("A session that fails permanently does not make runs loop" is in
 ``test_completions.py``.)
 
-One stack for all three, like ``test_completions.py``'s: the embedded default with its triggerer, the
-watcher and the settle times as shipped, the DAG unpaused on a yearly cron, so every run here is one the
-watcher started and nothing reaches Nexus by the cron. The scenarios run in file order, each on its own
-agent of one state dir: agent databases OpenClaw 2026.9.6's doctor wrote (from the generator's JSONL
-agents), whose live sessions the tests archive the way ``openclaw sessions archive`` does (``archived_at``,
-one write transaction through Node's SQLite: ``test_completions.Writer``). A database completion needs no
-settle time, so each scenario's wait is Airflow's, not the settle's.
+All three on the watcher stack of this folder (``watcher_stack``, tests/stack/conftest.py), after
+``test_completions.py``: the embedded default with its triggerer, the watcher and the settle times as
+shipped, the DAG unpaused on a yearly cron, so every run is one the watcher started and nothing reaches
+Nexus by the cron. The scenarios run in file order, each on its own agent of that stack's state dir
+(``crash``, ``paused``, ``ha``): agent databases OpenClaw 2026.9.6's doctor wrote (from the generator's
+JSONL agents), whose live sessions the tests archive the way ``openclaw sessions archive`` does
+(``archived_at``, one write transaction through Node's SQLite: ``test_completions.Writer``). Each counts
+the runs, events and requests since it began. A database completion needs no settle time, so each
+scenario's wait is Airflow's, not the settle's. They come last on that stack: they kill its triggerer and
+start a second one.
 
 What Airflow 3.3.2 does, read in ``airflow/jobs/triggerer_job_runner.py`` (``load_triggers``) and
 ``airflow/models/trigger.py`` (``assign_unassigned``, ``get_sorted_triggers``, ``ids_for_triggerer``):
@@ -31,43 +34,42 @@ import os
 import signal
 import sqlite3
 import time
-from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.stack.conftest import stack_env
-from tests.stack.test_completions import COMPLETIONS, Writer
-from tools.demo.sample_state import make_state
-from tools.openclaw.fixture import OpenClaw
+from tests.stack.conftest import WatcherStack, epoch
+from tests.stack.test_completions import Writer
 from tools.stacks.airflow_stack import COMPONENTS, AirflowStack
-from tools.stacks.sandbox import API_KEY
 from tools.standins.nexus import NexusStandin
 
 WATCHER_CLASSPATH = "openclaw_nexus.watcher.CompletionTrigger"
 KEYS = ("main", "telegram:direct:42")  # each generated agent's two live sessions
-# The issue: everything arrives within restart + 60 s. Asserted with room for a machine other tests share.
+# The goal: everything arrives within restart + 60 s. Asserted with room for a machine other tests share.
 RESTART_BOUND = 120.0
 # The watcher comes back at the first parse after unpausing (min_file_process_interval 60 s), then polls.
 UNPAUSE_BOUND = 180.0
 HA_BOUND = 120.0
 
 
-def epoch(iso: str) -> float:
-    """Epoch seconds of an ISO time (the metadata DB's naive times are UTC)."""
-    moment = datetime.fromisoformat(iso)
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
-
-
 @dataclass
 class Faults:
-    stack: AirflowStack
-    nexus: NexusStandin
-    state_dir: Path
+    watcher: WatcherStack
     writer: Writer
+
+    @property
+    def stack(self) -> AirflowStack:
+        return self.watcher.stack
+
+    @property
+    def nexus(self) -> NexusStandin:
+        return self.watcher.nexus
+
+    @property
+    def state_dir(self) -> Path:
+        return self.watcher.state_dir
 
     # -- OpenClaw ---------------------------------------------------------------------------------
 
@@ -119,21 +121,13 @@ class Faults:
     # -- Airflow ----------------------------------------------------------------------------------
 
     def runs_since(self, moment: float) -> list[dict]:
-        runs = [r for r in self.stack.dag_runs() if epoch(r["queued_at"]) >= moment]
-        return sorted(runs, key=lambda run: run["queued_at"])
+        return self.watcher.runs_since(moment)
 
     def idle(self, timeout: float = 300) -> None:
-        self.stack.wait_for(
-            "no run queued or running",
-            lambda: all(r["state"] in ("success", "failed") for r in self.stack.dag_runs()),
-            timeout=timeout,
-        )
+        self.watcher.idle(timeout)
 
     def asset_events_since(self, moment: float) -> list[dict]:
-        assets = self.stack.api("GET", "/api/v2/assets?limit=100").json()["assets"]
-        asset_id = next(a["id"] for a in assets if a["uri"].rstrip("/") == COMPLETIONS)
-        events = self.stack.api("GET", f"/api/v2/assets/events?asset_id={asset_id}&limit=100").json()
-        return [e for e in events["asset_events"] if epoch(e["timestamp"]) >= moment]
+        return self.watcher.asset_events_since(moment)
 
     def metadata(self, sql: str, params: tuple = ()) -> list[tuple]:
         """A read-only look at the metadata DB (SQLite in WAL mode: a reader never blocks Airflow)."""
@@ -157,8 +151,7 @@ class Faults:
         return sorted(i for i, beat in rows if beat and epoch(beat) > fresh)
 
     def log(self, component: str) -> str:
-        path = self.stack.log_dir / f"{component}.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        return self.watcher.log(component)
 
     def kill(self, component: str) -> None:
         """SIGKILL the component's whole process group (the triggerer and its trigger runner), as the OOM
@@ -172,34 +165,11 @@ class Faults:
         self.stack._launch(component, list(COMPONENTS["triggerer"]))
 
 
-def _agents(state_dir: Path, agents: list[str]) -> None:
-    """Agents whose two sessions are live, in databases OpenClaw's doctor wrote (nothing completed)."""
-    make_state(state_dir, agents, completed=0)
-    OpenClaw.installed().run(
-        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=state_dir
-    )
-
-
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faults]:
-    root = tmp_path_factory.mktemp("watcher-faults")
-    state_dir = root / "openclaw"
-    _agents(state_dir, ["crash", "paused", "ha"])
-    with NexusStandin(api_key=API_KEY, record_dir=root / "nexus") as nexus:
-        env = stack_env(state_dir, nexus.url)
-        del env["SESSION_UPLOAD_SETTLE_MINUTES"]  # the shipped settle times
-        env.update(
-            SESSION_UPLOAD_WATCH="1",
-            SESSION_UPLOAD_SCHEDULE="0 0 1 1 *",  # yearly: no cron run comes
-            AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION="False",
-        )
-        started = time.monotonic()
-        with AirflowStack(root / "airflow", env=env) as stack:
-            state = Faults(stack, nexus, state_dir, Writer(state_dir))
-            stack.wait_for("the watcher to start", lambda: "watcher started" in state.log("triggerer"), 180)
-            print(f"\nstack with the watcher up in {time.monotonic() - started:.1f}s, home {stack.home}")
-            yield state
-        assert stack.leaks(API_KEY) == [], f"API key found under {stack.home}"
+def faults(watcher_stack: WatcherStack) -> Faults:
+    """The watcher stack, its agents ``crash``, ``paused`` and ``ha`` (two live sessions each, in
+    databases OpenClaw's doctor wrote) and a writer for them."""
+    return Faults(watcher_stack, Writer(watcher_stack.state_dir))
 
 
 def test_a_killed_triggerer_loses_nothing_once_it_is_restarted(faults):

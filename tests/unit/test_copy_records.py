@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 
 from openclaw_nexus import archive as archive_module
-from openclaw_nexus import stores
+from openclaw_nexus import discovery, stores
 from openclaw_nexus.archive import ArchiveError, archive_transcript, find_copy, holds_version, restamp
 from openclaw_nexus.discovery import ArchiveIndex, Window
 
@@ -286,18 +286,18 @@ def test_the_archive_index_lists_the_records_once_and_reads_only_those_of_missin
         archive_transcript(sessions, f"{sid}.jsonl", sid, **seen)
     (sessions / "archive" / "s2.jsonl").unlink()
     listed, read = [], []
-    real_scandir, real_read = os.scandir, archive_module.read_record
+    real_scandir, real_read = os.scandir, discovery._read_record_at
 
     def scandir(path):
         listed.append(Path(path).name)
         return real_scandir(path)
 
-    def read_record(folder, name):
+    def read_record(path, name):
         read.append(name)
-        return real_read(folder, name)
+        return real_read(path, name)
 
     monkeypatch.setattr("openclaw_nexus.discovery.os.scandir", scandir)
-    monkeypatch.setattr("openclaw_nexus.discovery.read_record", read_record)
+    monkeypatch.setattr("openclaw_nexus.discovery._read_record_at", read_record)
     index = ArchiveIndex(sessions)
     assert [index.mtimes(sid) for sid in ["s1", "s2", "s3", "s4"]] == [[MTIME], [MTIME + 1], [MTIME + 2], []]
     assert index.session_mtimes("s2") == {MTIME + 1} and index.names_of("s4") == []
@@ -305,10 +305,13 @@ def test_the_archive_index_lists_the_records_once_and_reads_only_those_of_missin
     assert read == ["s2.jsonl"], "only the record of the copy that is not there is read, once"
 
 
-def test_an_archive_without_records_is_listed_once_as_before(sessions, monkeypatch):
+def test_a_copy_made_before_records_existed_is_recorded_by_the_first_scan_that_looks_it_up(
+    sessions, monkeypatch
+):
     (sessions / "archive").mkdir()
-    write(sessions / "archive" / f"{SID}.jsonl")  # a copy made before records existed
-    listed = []
+    write(sessions / "archive" / f"{SID}.jsonl")  # archived by a release that wrote no records
+    write(sessions / "archive" / "other.jsonl")  # not looked up below
+    listed, opened = [], []
     real_listdir = os.listdir
 
     def listdir(path):
@@ -317,9 +320,53 @@ def test_an_archive_without_records_is_listed_once_as_before(sessions, monkeypat
 
     monkeypatch.setattr("openclaw_nexus.discovery.os.listdir", listdir)
     monkeypatch.setattr("openclaw_nexus.discovery.os.scandir", lambda path: pytest.fail(f"listed {path}"))
+    monkeypatch.setattr("openclaw_nexus.archive.file_sha256", lambda path: opened.append(path))
     index = ArchiveIndex(sessions)
-    assert index.mtimes(SID) == [MTIME] and index.mtimes("other") == [] and index.names_of(SID)
-    assert listed == ["archive"]
+    assert index.mtimes(SID) == [MTIME] and index.mtimes("other") == [MTIME]
+    assert listed == ["archive"] and opened == []
+    monkeypatch.undo()
+
+    assert records(sessions) == {
+        f"{SID}.json": {"copy": f"{SID}.jsonl", "size": len(CONTENT), "mtimeNs": MTIME, "sha256": None},
+        "other.json": {"copy": "other.jsonl", "size": len(CONTENT), "mtimeNs": MTIME, "sha256": None},
+    }
+    record = sessions / "archive" / ".copies" / f"{SID}.json"
+    assert stat.S_IMODE(record.stat().st_mode) == 0o600 and record.stat().st_mtime_ns == MTIME
+    assert stat.S_IMODE(record.parent.stat().st_mode) == 0o700
+
+    restore_as_openclaw_backup_would(sessions)
+    assert ArchiveIndex(sessions).mtimes(SID) == [MTIME], "what it held, by its mtime, survives"
+    # Its bytes were never read: a match by content needs the copy.
+    assert find_copy(sessions, SID, size=len(CONTENT), sha256=hashlib.sha256(CONTENT).hexdigest()) is None
+
+
+def test_old_copies_are_recorded_a_bounded_number_per_scan(sessions, monkeypatch):
+    (sessions / "archive").mkdir()
+    for n in range(3):
+        write(sessions / "archive" / f"s{n}.jsonl")
+    monkeypatch.setattr(discovery, "_OLD_COPIES_PER_SCAN", 2)
+    index = ArchiveIndex(sessions)
+    assert [index.mtimes(f"s{n}") for n in range(3)] == [[MTIME]] * 3
+    assert sorted(records(sessions)) == ["s0.json", "s1.json"]
+    index = ArchiveIndex(sessions)
+    assert [index.mtimes(f"s{n}") for n in range(3)] == [[MTIME]] * 3
+    assert sorted(records(sessions)) == ["s0.json", "s1.json", "s2.json"]
+
+
+def test_a_scan_never_replaces_a_record_that_is_there(sessions):
+    seen = write(sessions / f"{SID}.jsonl")
+    archive_transcript(sessions, f"{SID}.jsonl", SID, **seen)
+    before = records(sessions)
+    (sessions / "archive" / ".copies" / f"{SID}.json").unlink()
+    index = ArchiveIndex(sessions)
+    assert index.mtimes("nothing") == []  # the records are listed now: the copy has none
+    write(sessions / "archive" / ".copies" / f"{SID}.json", b"{}", MTIME)  # one appears meanwhile
+    assert index.mtimes(SID) == [MTIME]
+    assert records(sessions) == {f"{SID}.json": {}}, "left as it was"
+    (sessions / "archive" / ".copies" / f"{SID}.json").unlink()
+    assert ArchiveIndex(sessions).mtimes(SID) == [MTIME] and records(sessions) == {
+        f"{SID}.json": {**before[f"{SID}.json"], "sha256": None}
+    }
 
 
 # JSONL era: a session OpenClaw archived keeps its file; its copy stands for the file as it was sent.

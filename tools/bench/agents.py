@@ -141,7 +141,7 @@ def close_conversation(writer: Any, state: Path, agent: str) -> tuple[str, float
     at_ms = int(time.time() * 1000)
     reset_id = os.urandom(4).hex()
     turn_id = os.urandom(4).hex()
-    events = [
+    events: list[dict[str, Any]] = [
         {
             "type": "message",
             "id": turn_id,

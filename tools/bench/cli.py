@@ -39,21 +39,23 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "plugins")]
 
 from tools.stacks.sandbox import migrate, new_sandbox, nexus_connection, run_measuring_rss  # noqa: E402
 
+T = TypeVar("T")
 MB = 1 << 20
 DAG_FILE = ROOT / "dags" / "session_upload_dag.py"
 # The no-op DAG of the same shape: Airflow's floor.
 FLOOR_DAG_FILE = Path(__file__).with_name("dags") / "session_upload_floor.py"
 
 
-def table(title: str, header: list[str], rows: list[list[object]]) -> None:
+def table(title: str, header: list[str], rows: Sequence[Sequence[object]]) -> None:
     print(f"\n### {title}\n")
     print("| " + " | ".join(header) + " |")
     print("|" + "|".join("---" for _ in header) + "|")
@@ -149,8 +151,8 @@ def _make_big_folder(sessions: Path, files: int) -> int:
     return completed
 
 
-def _timed(fn: Callable[[], object], repeat: int = 3) -> tuple[float, object]:
-    best, result = float("inf"), None
+def _timed(fn: Callable[[], T], repeat: int = 3) -> tuple[float, T]:
+    best = float("inf")
     for _ in range(repeat):
         start = time.perf_counter()
         result = fn()
@@ -964,6 +966,8 @@ def _export_rows(state: Path, scan, exports: int, what: str) -> list[list[str]]:
         start = time.perf_counter()
         transcript = stores.open_transcript(state, session)
         walls.append(time.perf_counter() - start)
+        if transcript.read_seconds is None:
+            raise RuntimeError(f"{session} was not read from OpenClaw's database (no read_seconds)")
         reads.append(transcript.read_seconds)
         stores.discard(transcript)
     return [

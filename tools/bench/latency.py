@@ -44,7 +44,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -621,7 +621,9 @@ def _stats(values: list[float]) -> str:
     return f"{_fmt(percentile(values, 0.5))} / {_fmt(percentile(values, 0.95))} / {_fmt(max(values))}"
 
 
-def report(results: list[StackResult], table: Callable[[str, list[str], list[list[object]]], None]) -> None:
+def report(
+    results: list[StackResult], table: Callable[[str, list[str], Sequence[Sequence[object]]], None]
+) -> None:
     header = ["kind", "goal", *[f"{r.name}: n, p50 / p95 / max" for r in results], "cron today (computed)"]
     body = []
     groups = [(k, [k]) for k in KINDS] + [("database (all four)", list(DB_KINDS)), ("files", ["file"])]
@@ -630,9 +632,9 @@ def report(results: list[StackResult], table: Callable[[str, list[str], list[lis
         for r in results:
             lat = [c.latency for c in r.completions if c.kind in kinds and c.latency is not None]
             cells.append(f"{len(lat)}: {_stats(lat)}")
-        files = kinds == ["file"]
-        goal = f"p95 ≤ {FILE_P95_GOAL:.0f} s" if files else f"p95 ≤ {DB_P95_GOAL:.0f} s"
-        cron = CRON["files" if files else "database"]
+        only_files = kinds == ["file"]
+        goal = f"p95 ≤ {FILE_P95_GOAL:.0f} s" if only_files else f"p95 ≤ {DB_P95_GOAL:.0f} s"
+        cron = CRON["files" if only_files else "database"]
         body.append([label, goal, *cells, " / ".join(_fmt(x) for x in cron)])
     table(
         "Completion → Nexus latency (OpenClaw's commit → the stand-in's receipt; p50 / p95 / max)",
@@ -710,7 +712,7 @@ def bench_latency(
     stacks: list[str],
     minutes: float,
     idle_minutes: float,
-    table: Callable[[str, list[str], list[list[object]]], None],
+    table: Callable[[str, list[str], Sequence[Sequence[object]]], None],
     seed: int = 14,
     root: Path | None = None,
 ) -> list[StackResult]:

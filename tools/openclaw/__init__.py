@@ -6,4 +6,6 @@
 - ``legacy``: the same for OpenClaw 2026.7.35, the JSONL era.
 - ``live``: a state held mid-turn (a running window, a queued input) while tests look at it.
 - ``checkpoint``: a compaction checkpoint written by 2026.7.35 and migrated by 2026.9.6's doctor.
+- ``rewrite``: chats 2026.9.6 wrote, then truncated (``sessions compact --max-lines``) and deleted, before
+  and after that rewrite.
 """

@@ -996,6 +996,8 @@ def _event_json(text: str | None, blob: bytes | None) -> dict:
     if text is None:
         import zstandard
 
+        if blob is None:
+            raise ValueError("an event row with neither its JSON text nor its compressed blob")
         text = zstandard.ZstdDecompressor().stream_reader(blob, read_across_frames=True).read().decode()
     return json.loads(text)
 

@@ -127,7 +127,8 @@ def cached_venv(
 
 def install(venv: Path, requirements: Sequence[str | Path], resolved_at: str | None) -> None:
     # --no-config: not this project's [tool.uv] (its constraint pins the locked Airflow).
-    command = [uv(), "pip", "install", "--quiet", "--no-config", "--python", venv / "bin" / "python"]
+    python = venv / "bin" / "python"
+    command: list[str | Path] = [uv(), "pip", "install", "--quiet", "--no-config", "--python", python]
     if resolved_at:
         command += ["--exclude-newer", resolved_at]
     run([*command, *requirements])

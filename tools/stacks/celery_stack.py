@@ -33,6 +33,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import redis
 
@@ -178,19 +179,22 @@ def key_contents(client: redis.Redis, key: bytes) -> bytes:
     among them, decoded (kombu's Redis transport stores bodies base64-encoded). Not ``DUMP``: it
     LZF-compresses a value, and a string repeated inside it becomes a back-reference."""
     kind = client.type(key)
+    # redis_client() leaves decode_responses off, so every reply is bytes; redis-py annotates its replies
+    # bytes | str (and zrange's with the withscores shapes too) whatever the client's settings: the casts.
     parts: list[bytes] = []
     if kind == b"string":
-        parts = [client.get(key) or b""]
+        parts = [cast(bytes | None, client.get(key)) or b""]
     elif kind == b"list":
-        parts = client.lrange(key, 0, -1)
+        parts = cast(list[bytes], client.lrange(key, 0, -1))
     elif kind == b"set":
-        parts = sorted(client.smembers(key))
+        parts = sorted(cast(set[bytes], client.smembers(key)))
     elif kind == b"zset":
-        parts = client.zrange(key, 0, -1)
+        parts = cast(list[bytes], client.zrange(key, 0, -1))
     elif kind == b"hash":
-        parts = [part for item in client.hgetall(key).items() for part in item]
+        parts = [part for item in cast(dict[bytes, bytes], client.hgetall(key)).items() for part in item]
     elif kind == b"stream":
-        parts = [part for _, entry in client.xrange(key) for item in entry.items() for part in item]
+        entries = cast(list[tuple[bytes, dict[bytes, bytes]]], client.xrange(key))
+        parts = [part for _, entry in entries for item in entry.items() for part in item]
     return b"\n".join([*parts, *(body for part in parts for body in _kombu_bodies(part))])
 
 

@@ -84,8 +84,8 @@ class DagRunOutcome:
     def states(self, task_id: str) -> dict[int, str]:
         return {index: state for index, (state, _) in self.tasks.get(task_id, {}).items()}
 
-    def labels(self, task_id: str) -> dict[str, str]:
-        """Rendered map index (``agent/session``) → state."""
+    def labels(self, task_id: str) -> dict[str | None, str]:
+        """Rendered map index (``agent/session``; None for a task instance without one) → state."""
         return {label: state for state, label in self.tasks.get(task_id, {}).values()}
 
 
@@ -232,7 +232,7 @@ def run_measuring_rss(
         if timer is not None:
             timer.cancel()
     proc.returncode = os.waitstatus_to_exitcode(status)
-    if timed_out.is_set():
+    if timeout is not None and timed_out.is_set():  # only the timer sets it
         raise subprocess.TimeoutExpired(command, timeout)
     return proc.returncode, proc.pid, usage.ru_maxrss * 1024
 

@@ -25,7 +25,7 @@ import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
 MODEL_ID = "standin-1"
 LONG_MARKER = "LONG-REPLY"
@@ -85,7 +85,7 @@ class StandIn(ThreadingHTTPServer):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1"
 
-    def start(self) -> StandIn:
+    def start(self) -> Self:
         threading.Thread(target=self.serve_forever, name="model-standin", daemon=True).start()
         return self
 
