@@ -13,8 +13,11 @@ confirmed upload as `sessions/archive/<sessionId>.jsonl`, and reports a **JobRes
   one short transaction each and sent in OpenClaw's own export form; OpenClaw's rows are never touched.
   Live sessions are never sent; the discover log counts them.
 
-- `find_agents`: the agents to scan (Param `agents`, default every folder under `agents/`).
-- `discover` (mapped per agent): finds the agent's completed sessions in its store; returns them and errors.
+- `find_agents`: the agents to scan, in one task: those the check finds may have something to send
+  (an agent whose files are unchanged since a full scan found nothing to send is skipped; its log and
+  its `check` XCom say how many were scanned and skipped), or those the Param `agents` names.
+- `discover` (mapped over those agents, named by agent): finds the agent's completed sessions in its
+  store; returns them and errors.
 - `select`: orders every agent's sessions oldest first and caps them at `max_sessions`.
 - `deliver.upload` → `deliver.archive` (mapped per session, named `<agent>/<session>`): streams one
   transcript to Nexus, then archives it; a failed upload blocks only its own archive.
@@ -26,7 +29,7 @@ confirmed upload as `sessions/archive/<sessionId>.jsonl`, and reports a **JobRes
 - **Completions** (run type *Asset Triggered*): the watcher in Airflow's triggerer saw sessions complete
   and updated the asset `openclaw://completions`; the run's **Source Asset Events** (the run's details)
   say how many and for which agents (`extra.payload`). Events that arrive during a run start one run
-  after it. The run still scans every agent: it takes whatever is completed, not what the event named.
+  after it. The run still checks every agent: it takes whatever is completed, not what the event named.
   A backlog larger than `max_sessions` is signalled again once a run has archived its share, so the
   next run follows without waiting for the cron.
 - **The cron** (run type *Scheduled*, hourly by default): the safety net, when the triggerer is down or
@@ -103,9 +106,17 @@ DOC_MD = f"{__doc__.rstrip()}\n\nPackage: `session-upload {__version__}`.\n"
 
 
 @task
-def find_agents(params: dict[str, Any], ti: Any = None) -> list[str]:
-    """List the agents to scan: the `agents` Param, or every folder under `agents/`."""
-    return runs.find_agents(params["agents"], ti)
+def find_agents(
+    params: dict[str, Any],
+    ti: Any = None,
+    dag_run: Any = None,
+    data_interval_start: datetime | None = None,
+    data_interval_end: datetime | None = None,
+) -> list[str]:
+    """List the agents that may have something to send (the check: their files changed since a full scan
+    found nothing, or that scan found something), or those the `agents` Param names."""
+    window = runs.window_for(dag_run, data_interval_start, data_interval_end, params["settle_minutes"])
+    return runs.find_agents(params["agents"], ti, window, include_archived=params["include_archived"])
 
 
 # multiple_outputs=False: what Airflow inferred before the ``-> dict`` annotation (one XCom per scan).
@@ -114,6 +125,7 @@ def discover(
     agent_id: str,
     db_settle_seconds: float,
     params: dict[str, Any],
+    ti: Any = None,
     dag_run: Any = None,
     data_interval_start: datetime | None = None,
     data_interval_end: datetime | None = None,
@@ -122,11 +134,15 @@ def discover(
     window = runs.window_for(
         dag_run, data_interval_start, data_interval_end, params["settle_minutes"], db_settle_seconds
     )
-    return runs.discover(agent_id, window, include_archived=params["include_archived"])
+    return runs.discover(agent_id, window, include_archived=params["include_archived"], ti=ti)
 
 
-@task
-def select(scans: list[dict[str, Any]], params: dict[str, Any], ti: Any = None) -> list[dict[str, Any]]:
+# none_failed: when the check finds no agent with something to send, discover maps over nothing and is
+# skipped; the run still selects nothing and reports its JobResult.
+@task(trigger_rule="none_failed")
+def select(
+    scans: list[dict[str, Any]] | None, params: dict[str, Any], ti: Any = None
+) -> list[dict[str, Any]]:
     """Take every agent's sessions oldest first, capped at `max_sessions`; none to deliver on a dry run."""
     return runs.select(scans, params["max_sessions"], ti, dry_run=params["dry_run"])
 
@@ -218,7 +234,8 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
                 type="array",
                 items={"type": "string"},
                 title="Agents",
-                description="Agent ids to scan, one per line. Empty: every folder under agents/.",
+                description="Agent ids to scan, one per line (no check). Empty: every agent under agents/ "
+                "that may have something to send (find_agents checks them all).",
             ),
             "settle_minutes": Param(
                 settings.settle_minutes,

@@ -12,24 +12,75 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from openclaw_nexus import discovery, result, stores
+from openclaw_nexus import agent_check, discovery, result, stores
 from openclaw_nexus.archive import ArchiveError
 from openclaw_nexus.compat import AirflowFailException
 from openclaw_nexus.config import state_dir
 
 log = logging.getLogger(__name__)
 
+FIND_AGENTS_TASK = "find_agents"
 DISCOVER_TASK = "discover"
 UPLOAD_TASK = "deliver.upload"
 ARCHIVE_TASK = "deliver.archive"
 
 
-def find_agents(requested: list[str] | None, ti: Any) -> list[str]:
-    """The agents to scan; refused names are pushed as the ``errors`` XCom."""
+def find_agents(
+    requested: list[str] | None,
+    ti: Any,
+    window: discovery.Window | None = None,
+    *,
+    include_archived: bool = False,
+) -> list[str]:
+    """The agents to scan: those the check (``agent_check``) finds may have something to send in the
+    run's ``window``, or every agent named by the ``agents`` Param, or every agent for a replay
+    (``include_archived``: the check does not look into ``archive/``). Refused names are pushed as the
+    ``errors`` XCom, what the check decided as the ``check`` XCom."""
     agents, errors = discovery.list_agents(state_dir(), requested or None)
     for error in errors:
         log.error("agent %s: %s", error["agentId"], error["reason"])
     ti.xcom_push(key="errors", value=errors)
+    listed = len(agents)
+    summary: dict[str, Any] = {"agents": listed, "scanned": listed, "skipped": 0}
+    if requested:
+        summary["by"] = "the agents Param: no check"
+    elif include_archived:
+        summary["by"] = "include_archived (replay): no check"
+    else:
+        try:
+            check = agent_check.check_agents(
+                state_dir(),
+                agents,
+                not_before=window.not_before if window else None,
+                before=window.before if window else None,
+            )
+        except Exception:  # the check is an optimisation: without it, every agent is scanned
+            log.exception("the check failed: every agent is scanned")
+            summary["by"] = "every agent: the check failed (see the log)"
+        else:
+            agents = check.agents
+            summary = {**check.summary(), "by": "the check"}
+            log.info(
+                "The check: %s of %s may have something to send; %s skipped, nothing to send since their "
+                "last full scan%s; %s scanned in full (%d new, %d changed, %d recently changed, %d swept, "
+                "%d with errors) in %.2f s; record %s%s",
+                result.count(len(agents), "agent"),
+                listed,
+                result.count(len(check.skipped), "agent"),
+                f"; {check.outside} with something to send outside the run's data interval"
+                if check.outside
+                else "",
+                result.count(len(check.scanned), "agent"),
+                check.new,
+                check.changed,
+                check.recent,
+                check.swept,
+                len(check.failed),
+                check.seconds,
+                check.record,
+                f" ({check.problem})" if check.problem else "",
+            )
+    ti.xcom_push(key="check", value=summary)
     log.info(
         "Scanning %s under %s: %s",
         result.count(len(agents), "agent"),
@@ -37,6 +88,16 @@ def find_agents(requested: list[str] | None, ti: Any) -> list[str]:
         ", ".join(agents) or "none",
     )
     return agents
+
+
+def check_line(check: dict[str, Any] | None) -> str:
+    """How the discover and job_result logs name what the check decided (its ``check`` XCom)."""
+    if not check:
+        return ""
+    return (
+        f"this run scans {check['scanned']} of {result.count(check['agents'], 'agent')}, "
+        f"{check['skipped']} skipped as having nothing to send ({check.get('by', 'the check')})"
+    )
 
 
 def window_for(
@@ -62,7 +123,9 @@ def window_for(
     return window
 
 
-def discover(agent_id: str, window: discovery.Window, *, include_archived: bool) -> dict[str, Any]:
+def discover(
+    agent_id: str, window: discovery.Window, *, include_archived: bool, ti: Any = None
+) -> dict[str, Any]:
     scan = stores.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
     for error in scan.errors:
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
@@ -79,14 +142,17 @@ def discover(agent_id: str, window: discovery.Window, *, include_archived: bool)
         f" (sent now or before), {scan.conversations['open']} open (never sent while open)",
         dict(scan.skipped) or "nothing",
     )
+    if ti is not None and (line := check_line(ti.xcom_pull(task_ids=FIND_AGENTS_TASK, key="check"))):
+        log.info("Agents: %s", line)
     return scan.to_dict()
 
 
 def select(
-    scans: list[dict[str, Any]], max_sessions: int, ti: Any, *, dry_run: bool
+    scans: list[dict[str, Any]] | None, max_sessions: int, ti: Any, *, dry_run: bool
 ) -> list[discovery.Session]:
-    """The sessions to deliver; the whole selection and the count left over go to XCom for the JobResult."""
-    selected, deferred = discovery.select_sessions(scans, max_sessions)
+    """The sessions to deliver; the whole selection and the count left over go to XCom for the JobResult.
+    ``scans`` is None or empty when the check found no agent with something to send."""
+    selected, deferred = discovery.select_sessions(scans or [], max_sessions)
     log.info(
         "%s selected, %d left for later runs%s",
         result.count(len(selected), "session"),
@@ -145,11 +211,13 @@ def _pull_all(ti: Any, task_id: str, key: str = "return_value") -> list[Any]:
 
 def job_result(ti: Any, *, dry_run: bool) -> dict[str, Any]:
     """Build the JobResult from every task's XComs and log it (the task returns it: its return value)."""
-    agents = ti.xcom_pull(task_ids="find_agents")
+    agents = ti.xcom_pull(task_ids=FIND_AGENTS_TASK)
     plan = ti.xcom_pull(task_ids="select", key="selected")
     deferred = ti.xcom_pull(task_ids="select", key="deferred") or 0
     scans = _pull_all(ti, DISCOVER_TASK)
-    agent_errors = list(ti.xcom_pull(task_ids="find_agents", key="errors") or [])
+    agent_errors = list(ti.xcom_pull(task_ids=FIND_AGENTS_TASK, key="errors") or [])
+    if line := check_line(ti.xcom_pull(task_ids=FIND_AGENTS_TASK, key="check")):
+        log.info("Agents: %s", line)
     if agents is None:
         agent_errors.append(_stage_error("find_agents", "listing agents failed; see the find_agents log"))
     scanned = {scan["agentId"] for scan in scans}

@@ -167,12 +167,56 @@ def test_clean_run_is_green_announces_the_asset_and_a_rerun_finds_nothing(sandbo
 
     second = sandbox.run_dag()
     assert second.state == "success"
+    # The check found main's archive changed, scanned it in full and found nothing left: discover maps
+    # over no agent (Airflow marks the unexpanded task skipped), and the run still selects and reports.
+    assert second.states("discover") in ({}, {-1: "skipped"}), second.tasks
+    assert second.states("select") == {-1: "success"}
+    check = check_xcom(sandbox, second.run_id)
+    assert (check["agents"], check["scanned"], check["skipped"], check["changed"]) == (1, 0, 1, 1)
     assert second.job_result["itemsProcessed"] == 0
     assert second.job_result["message"] == "Uploaded 0 sessions across 0 agents"
     assert second.note == "Uploaded 0 sessions across 0 agents"
     assert len(nexus.accepted()) == 3, "nothing is uploaded twice"
     assert len(sandbox.asset_events()) == 1, "a run that uploaded nothing announces nothing"
     assert sandbox.leaks(API_KEY, first.output, second.output) == []
+
+
+def check_xcom(sandbox, run_id: str) -> dict:
+    """What find_agents' check decided in the run (its ``check`` XCom)."""
+    with sandbox.db() as db:
+        (value,) = db.execute(
+            "select value from xcom where run_id = ? and task_id = 'find_agents' and key = 'check'", (run_id,)
+        ).fetchone()
+    return json.loads(value)
+
+
+def test_discover_is_mapped_over_the_agents_with_something_to_send_each_named_in_the_ui(
+    sandbox, nexus, state_dir
+):
+    """Among idle agents of a generated state dir, one run maps discover over the two agents with
+    completed sessions and the one whose index is broken (its error must reach the JobResult), each
+    instance labelled by its agent; the idle ones are counted as skipped."""
+    made = make_state(state_dir, ["alpha", "beta"], completed=2)
+    make_state(state_dir, [f"idle-{n}" for n in range(5)], completed=0, seed=5)
+    broken = sessions_of(state_dir, "idle-3") / "sessions.json"
+    make_state(state_dir, ["idle-3"], completed=1, seed=6)
+    broken.write_text('{"agent:idle-3:main": {"sessionId": "ab')
+
+    run = sandbox.run_dag()
+
+    assert run.labels("discover") == {"alpha": "success", "beta": "success", "idle-3": "success"}
+    assert sorted(run.states("discover")) == [0, 1, 2]
+    check = check_xcom(sandbox, run.run_id)
+    assert (check["agents"], check["scanned"], check["skipped"], check["failed"]) == (7, 3, 4, 1)
+    assert check["by"] == "the check" and check["new"] == 7, "no record yet: every agent scanned in full"
+    assert "this run scans 3 of 7 agents, 4 skipped as having nothing to send" in run.output
+    assert {(r["agentId"], r["sessionId"]) for r in nexus.accepted()} == {
+        (agent, item["sessionId"]) for agent in ("alpha", "beta") for item in made[agent]["completed"]
+    }
+    assert [(e["agentId"], e["stage"], e["file"]) for e in run.job_result["errors"]] == [
+        ("idle-3", "discover", "sessions.json")
+    ]
+    assert run.job_result["message"] == "Uploaded 4 sessions across 2 agents"
 
 
 def test_dry_run_for_one_agent_sends_and_moves_nothing(sandbox, nexus, state_dir):

@@ -6,8 +6,9 @@ Imports go down only: ``discovery`` (and ``names``) at the bottom; ``archive``, 
 (read-only access to the database, on nothing of the package), ``sqlite_live`` (the live set and the
 scan), ``sqlite_export`` (a transcript exported to a staging file), ``sqlite_store`` (the store class, on
 ``files`` too); ``stores`` (the dispatcher) on the stores; ``detector`` (Airflow-free: which agents to
-scan when) on ``stores``; ``runs``, ``nexus``, ``watcher`` and ``dag`` on top. Every import counts:
-module-level, function-local, under ``if``.
+scan when) on ``stores``; ``agent_check`` (Airflow-free: which agents a run scans) on ``detector`` and
+``stores``; ``runs``, ``nexus``, ``watcher`` and ``dag`` on top. Every import counts: module-level,
+function-local, under ``if``.
 """
 
 from __future__ import annotations
@@ -197,4 +198,14 @@ def test_the_detector_and_all_it_imports_are_airflow_free():
     folder = package_dir()
     assert "airflow" in external_imports(folder / "watcher.py"), "guards the check below"
     for module in sorted({"detector"} | reachable(GRAPH, "detector")):
+        assert "airflow" not in external_imports(folder / f"{module}.py"), f"{module} imports Airflow"
+
+
+def test_the_agent_check_sits_on_the_detector_and_the_stores_and_only_runs_imports_it():
+    assert {"detector", "stores"} <= GRAPH["agent_check"]
+    assert "agent_check" in GRAPH["runs"]
+    importers = {module for module, imported in GRAPH.items() if "agent_check" in imported}
+    assert importers == {"runs"}, f"agent_check is imported by {sorted(importers)}"
+    folder = package_dir()
+    for module in sorted({"agent_check"} | reachable(GRAPH, "agent_check")):
         assert "airflow" not in external_imports(folder / f"{module}.py"), f"{module} imports Airflow"

@@ -16,7 +16,11 @@
                                                  completion -> Nexus latency of the real DAG with
                                                  its watcher, per kind, beside today's cron
                                                  (tools/bench/latency.py)
-    python -m tools.bench all                    (every section but latency)
+    python -m tools.bench agents [--agents 10,100,1000 --check-agents 10000]
+                                                 runs by type when most agents are idle, the check's
+                                                 time, completion -> Nexus with the watcher
+                                                 (tools/bench/agents.py)
+    python -m tools.bench all                    (every section but latency and agents)
 
 Each section prints a Markdown table (what the README's benchmark section shows).
 """
@@ -1145,6 +1149,7 @@ def main(argv: list[str] | None = None) -> int:
             "sqlite-e2e",
             "run-size",
             "latency",
+            "agents",
             "all",
         ],
     )
@@ -1152,7 +1157,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--files", type=int, default=100_000)
     parser.add_argument("--sizes", default="10,100,500", help="transcript sizes in MB for `memory`")
     parser.add_argument("--sessions", type=int, default=1000)
-    parser.add_argument("--agents", type=int, default=10)
+    parser.add_argument(
+        "--agents",
+        default="10",
+        help="agents (`e2e`, `run-size`), or agent counts for `agents` (10,100,1000)",
+    )
     parser.add_argument("--db-sessions", type=int, default=100_000, help="sessions in the agent database")
     parser.add_argument("--exports", type=int, default=1000, help="sessions exported by `sqlite-discovery`")
     parser.add_argument(
@@ -1175,12 +1184,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stacks", default="embedded,celery", help="`latency`: embedded, celery or both")
     parser.add_argument("--minutes", type=float, default=15, help="`latency`: Poisson completions, minutes")
     parser.add_argument("--idle-minutes", type=float, default=10, help="`latency`: live appends only")
+    parser.add_argument(
+        "--check-agents",
+        default="",
+        help="`agents`: agent counts for the check alone (no Airflow), e.g. 10000",
+    )
+    parser.add_argument("--completions", type=int, default=8, help="`agents`: conversations closed per count")
+    parser.add_argument(
+        "--files-ending", type=int, default=2, help="`agents`: JSONL sessions ending per count"
+    )
+    parser.add_argument("--gap", type=float, default=20, help="`agents`: seconds between completions")
     args = parser.parse_args(argv)
     print(f"Machine: {machine()}")
     if args.what == "latency":
         from tools.bench.latency import bench_latency
 
         bench_latency(args.stacks.split(","), args.minutes, args.idle_minutes, table)
+    if args.what == "agents":  # not in `all`: a stack per agent count
+        from tools.bench.agents import bench_agents
+
+        check_counts = [int(n) for n in args.check_agents.split(",") if n]
+        counts = [int(n) for n in args.agents.split(",") if n]
+        bench_agents(counts, check_counts, args.completions, args.files_ending, args.gap, table)
     if args.what in ("import", "all"):
         bench_import(args.repeat)
     if args.what in ("discovery", "all"):
@@ -1188,17 +1213,17 @@ def main(argv: list[str] | None = None) -> int:
     if args.what in ("memory", "all"):
         bench_memory([int(s) for s in args.sizes.split(",")])
     if args.what in ("e2e", "all"):
-        bench_e2e(args.sessions, args.agents)
+        bench_e2e(args.sessions, int(args.agents))
     if args.what in ("sqlite-discovery", "all"):
         bench_sqlite_discovery(args.db_sessions, args.files, args.exports, args.conversations)
     if args.what in ("sqlite-memory", "all"):
         bench_sqlite_memory([int(s) for s in args.sizes.split(",")])
     if args.what in ("sqlite-e2e", "all"):
-        bench_e2e(args.sessions, args.agents, era="sqlite", conversations=args.conversations)
+        bench_e2e(args.sessions, int(args.agents), era="sqlite", conversations=args.conversations)
     if args.what == "run-size":  # not in `all`: about an hour
         sizes = [int(n) for n in args.sizes_sessions.split(",")]
         backlogs = [int(n) for n in args.backlogs.split(",")]
-        bench_run_size(sizes, args.agents, backlogs, args.drain_sessions, args.drain_max)
+        bench_run_size(sizes, int(args.agents), backlogs, args.drain_sessions, args.drain_max)
     return 0
 
 
