@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from openclaw_nexus import agent_check
 from tests.privileges import modes_apply_prefix
 from tools.demo.sample_state import make_state
 from tools.stacks.sandbox import API_KEY, AirflowSandbox, DagRunOutcome, new_sandbox
@@ -676,7 +677,10 @@ def test_nexus_down_for_the_whole_run_fails_every_session_moves_nothing_then_nex
     down = sandbox.run_dag()
 
     assert down.state == "failed"
-    assert tree(state) == before, "nothing moved"
+    after = tree(state)
+    # The one file the run adds: find_agents' record of what it scanned (agents/.session-upload-check.json).
+    assert after.pop(f"agents/{agent_check.RECORD_NAME}", None) is not None, "the check's record is written"
+    assert after == before, "nothing moved"
     assert down.job_result["itemsProcessed"] == 0
     assert {e["sessionId"] for e in down.job_result["errors"]} == set(files)
     for error in down.job_result["errors"]:
