@@ -180,7 +180,11 @@ def test_uploaded_files_are_archived_and_nothing_else_moved(outcome):
             assert after[f"archive/{item['sessionId']}.jsonl"] == before[item["file"]]
         for name in outcome.made[agent]["active"] + outcome.made[agent]["untouchable"]:
             assert after[name] == before[name], f"{agent}/{name} was touched"
-        assert len(after) == len(before), sorted(set(after) ^ set(before))
+        records = {name for name in after if name.startswith("archive/.copies/")}
+        assert records == {
+            f"archive/.copies/{item['sessionId']}.json" for item in outcome.made[agent]["completed"]
+        }, "each copy has its record, which OpenClaw's backup keeps"
+        assert len(after) - len(records) == len(before), sorted(set(after) ^ set(before))
 
 
 def test_job_result(outcome):

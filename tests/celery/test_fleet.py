@@ -236,7 +236,9 @@ def test_each_hosts_sessions_archived_in_its_own_state_dir_only(fleet):
             before, after = host.before[agent], host.after[agent]
             archived = {name for name in after if name.startswith("archive/")}
             mine = host.made[agent]["completed"]
-            assert archived == {f"archive/{item['sessionId']}.jsonl" for item in mine}
+            assert archived == {f"archive/{item['sessionId']}.jsonl" for item in mine} | {
+                f"archive/.copies/{item['sessionId']}.json" for item in mine
+            }, "each copy, and its record, which OpenClaw's backup keeps"
             for item in mine:
                 assert item["file"] not in after
                 assert after[f"archive/{item['sessionId']}.jsonl"] == before[item["file"]]
@@ -245,8 +247,8 @@ def test_each_hosts_sessions_archived_in_its_own_state_dir_only(fleet):
     # Nothing of one host appeared in the other's state dir.
     a, b = fleet.hosts["a"], fleet.hosts["b"]
     assert not (b.state_dir / "agents" / "alpha").exists()
-    assert {p.name for p in (a.state_dir / "agents").iterdir()} == {"main", "alpha"}
-    assert {p.name for p in (b.state_dir / "agents").iterdir()} == {"main"}
+    assert {p.name for p in (a.state_dir / "agents").iterdir() if p.is_dir()} == {"main", "alpha"}
+    assert {p.name for p in (b.state_dir / "agents").iterdir() if p.is_dir()} == {"main"}
 
 
 def test_the_api_key_is_nowhere(fleet):

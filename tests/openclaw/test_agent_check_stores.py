@@ -2,7 +2,7 @@
 the "mixed" fixture of OpenClaw 2026.9.6 (a native, a chat, a migrated and a JSONL agent), the JSONL-era
 agent OpenClaw 2026.7.35 wrote (``tools/openclaw/legacy.py``), the compaction checkpoint 2026.7.35 wrote and
 2026.9.6 migrated (``tools/openclaw/checkpoint.py``), the agent OpenClaw 2026.9.6's doctor migrated
-(``conftest.template``), and the project's generator's JSONL agents.
+(``migrated_template`` in tests/conftest.py), and the project's generator's JSONL agents.
 
 The oracle is ``discover``'s rule, ``stores.scan_agent``, under the windows runs use (manual, scheduled,
 backfill, settle times): every agent it takes something from, or reports an error for, must be one the
@@ -116,9 +116,9 @@ def fixture_state(name: str, tmp_path: Path, template: Path) -> Path:
 
 @pytest.mark.parametrize("name", ["mixed", "legacy", "checkpoint", "migrated", "generator"])
 def test_the_check_keeps_every_agent_discover_takes_from_as_built_partly_and_wholly_delivered(
-    name, tmp_path, template
+    name, tmp_path, migrated_template
 ):
-    state = fixture_state(name, tmp_path, template)
+    state = fixture_state(name, tmp_path, migrated_template[0])
     agents = listed(state)
     busy = with_work(state, windows()["manual, no settle time"])
     assert busy, f"the {name} state has completed sessions to find"
