@@ -4,7 +4,7 @@ The move is a hard link to the archive name (fails instead of overwriting) follo
 the source, so it is atomic on one filesystem, never overwrites, and can be retried: a retry that
 finds the move done, or half done, finishes it or does nothing.
 
-Each copy has a record in ``archive/.copies/`` (``discovery.COPIES_DIR``: its size, mtime and sha256),
+Each copy has a record in ``archive/.copies/`` (``copy_records.COPIES_DIR``: its size, mtime and sha256),
 written and made durable before the copy is linked, and again before the copy's mtime moves
 (``restamp``): OpenClaw's backup keeps the records but not the copies, and a run on a restored host
 reads the record of a copy that is not there. Records are only written here, for bytes Nexus confirmed.
@@ -21,8 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from openclaw_nexus.discovery import (
-    ARCHIVE_DIR,
+from openclaw_nexus.copy_records import (
     COPIES_DIR,
     CopyRecord,
     fsync_dir,
@@ -31,6 +30,7 @@ from openclaw_nexus.discovery import (
     records_dir,
     store_record,
 )
+from openclaw_nexus.discovery import ARCHIVE_DIR
 
 _HASH_CHUNK = 1 << 20
 # Link failures that mean "this filesystem cannot hard-link", not "something is wrong".

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from openclaw_nexus import archive, zst
+from openclaw_nexus.copy_records import ARCHIVED_NAME_RE
 from openclaw_nexus.discovery import (
     ARCHIVE_DIR,
-    ARCHIVED_NAME_RE,
     AgentScan,
     Session,
     Window,

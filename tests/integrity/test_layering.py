@@ -1,6 +1,6 @@
 """The package's import layering, read from its source with ``ast`` (nothing is imported or run).
 
-Imports go down only: ``discovery`` (and ``names``) at the bottom; ``archive``, ``staging``,
+Imports go down only: ``discovery`` (on ``names``, ``copy_records``) at the bottom; ``archive``, ``staging``,
 ``transcript``, ``zst`` and ``store_protocol`` on it; ``files`` (transcript files, both eras) on those;
 ``jsonl_store`` on ``files``; the SQLite store in four rooms, each on the ones before it: ``sqlite_db``
 (read-only access to the database, on nothing of the package), ``sqlite_live`` (the live set and the

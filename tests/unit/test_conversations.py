@@ -10,7 +10,7 @@ import json
 import pytest
 
 from openclaw_nexus import conversations
-from openclaw_nexus.discovery import ARCHIVED_NAME_RE
+from openclaw_nexus.copy_records import ARCHIVED_NAME_RE
 
 
 def line(obj: dict) -> bytes:

@@ -286,7 +286,7 @@ def test_the_archive_index_lists_the_records_once_and_reads_only_those_of_missin
         archive_transcript(sessions, f"{sid}.jsonl", sid, **seen)
     (sessions / "archive" / "s2.jsonl").unlink()
     listed, read = [], []
-    real_scandir, real_read = os.scandir, discovery._read_record_at
+    real_scandir, real_read = os.scandir, discovery.read_record_at
 
     def scandir(path):
         listed.append(Path(path).name)
@@ -297,7 +297,7 @@ def test_the_archive_index_lists_the_records_once_and_reads_only_those_of_missin
         return real_read(path, name)
 
     monkeypatch.setattr("openclaw_nexus.discovery.os.scandir", scandir)
-    monkeypatch.setattr("openclaw_nexus.discovery._read_record_at", read_record)
+    monkeypatch.setattr("openclaw_nexus.discovery.read_record_at", read_record)
     index = ArchiveIndex(sessions)
     assert [index.mtimes(sid) for sid in ["s1", "s2", "s3", "s4"]] == [[MTIME], [MTIME + 1], [MTIME + 2], []]
     assert index.session_mtimes("s2") == {MTIME + 1} and index.names_of("s4") == []
