@@ -221,20 +221,23 @@ def job_result(ti: Any, *, dry_run: bool) -> dict[str, Any]:
     if agents is None:
         agent_errors.append(_stage_error("find_agents", "listing agents failed; see the find_agents log"))
     scanned = {scan["agentId"] for scan in scans}
-    for agent_id in agents or []:
-        if agent_id not in scanned:
-            agent_errors.append(
-                {
-                    "agentId": agent_id,
-                    "sessionId": None,
-                    "file": None,
-                    "stage": "discover",
-                    "reason": "discovery did not complete; see the discover log",
-                }
-            )
+    unscanned = [agent_id for agent_id in agents or [] if agent_id not in scanned]
+    # select waits for every discover (none_failed): when one did not complete, nothing was selected, and
+    # that discover's error says so; select adds no error of its own for what it never ran.
+    consequence = "; select waits for every agent's discover: nothing was delivered" if plan is None else ""
+    for agent_id in unscanned:
+        agent_errors.append(
+            {
+                "agentId": agent_id,
+                "sessionId": None,
+                "file": None,
+                "stage": "discover",
+                "reason": f"discovery did not complete (see the discover log){consequence}",
+            }
+        )
     for scan in scans:
         agent_errors.extend(scan["errors"])
-    if agents is not None and plan is None:
+    if agents is not None and plan is None and not unscanned:
         agent_errors.append(_stage_error("select", "selecting sessions failed; see the select log"))
     job = result.build_job_result(
         agent_errors=agent_errors,
