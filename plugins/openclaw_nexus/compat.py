@@ -10,6 +10,13 @@ nothing else; before, they come from Airflow core (``airflow.timetables.interval
 
 Core's timetable names its first parameter ``cron``, the SDK's ``expression``: pass it positionally.
 
+Metrics: ``Stats`` (Airflow's metrics layer, StatsD or OpenTelemetry as ``[metrics]`` configures) and the
+``conf`` its settings are read from. Airflow 3.3 has them as ``airflow.sdk.observability.stats.Stats`` and
+``airflow.sdk.configuration.conf``; there ``airflow.stats`` is a shim whose import warns. 3.1 has neither
+SDK module and keeps ``airflow.stats.Stats`` (configured from ``[metrics]`` at first use) and
+``airflow.configuration.conf``. Each is taken from the first of those places that exists, the order
+Airflow's own providers use (``providers.common.compat``).
+
 Every other name the package takes from ``airflow.sdk`` (``Asset``, ``AssetAlias``, ``AssetWatcher``,
 ``Param``, ``dag``, ``task``, ``task_group``, ``get_current_context``, ``airflow.sdk.log.mask_secret``;
 the watcher's ``airflow.triggers.base.BaseEventTrigger`` from core) is in the same place on every
@@ -32,6 +39,15 @@ else:
     from airflow.timetables.assets import AssetOrTimeSchedule
     from airflow.timetables.interval import CronDataIntervalTimetable
 
+try:
+    from airflow.sdk.observability.stats import Stats
+except ImportError:  # Airflow 3.1
+    from airflow.stats import Stats
+try:
+    from airflow.sdk.configuration import conf
+except ImportError:  # Airflow 3.1
+    from airflow.configuration import conf
+
 # The task retry waits double each try (retry_delay · 2^(try-1), capped by max_retry_delay) on both.
 EXPONENTIAL_BACKOFF: float | bool = 2.0 if SDK_1_2 else True
 
@@ -42,4 +58,6 @@ __all__ = [
     "AirflowFailException",
     "AssetOrTimeSchedule",
     "CronDataIntervalTimetable",
+    "Stats",
+    "conf",
 ]

@@ -19,7 +19,7 @@ from airflow.providers.http.hooks.http import HttpHook
 from airflow.providers.http.operators.http import HttpOperator
 from airflow.sdk.log import mask_secret
 
-from openclaw_nexus import conversations, stores
+from openclaw_nexus import conversations, metrics, stores
 from openclaw_nexus.compat import AirflowException, AirflowFailException
 from openclaw_nexus.config import DEFAULT_CONN_ID, state_dir
 from openclaw_nexus.redact import excerpt, scrub
@@ -131,6 +131,7 @@ class SessionUploadOperator(HttpOperator):
                 and not isinstance(exc, requests.RequestException)  # requests' errors are OSErrors too
             )
             reason = scrub(str(exc) or type(exc).__name__, [self.hook.api_key])
+        metrics.errors("upload", agent_id=session.get("agentId"))
         context["ti"].xcom_push(key="error", value=_error(session, "upload", reason))
         if permanent:
             raise AirflowFailException(reason)
@@ -176,6 +177,7 @@ class SessionUploadOperator(HttpOperator):
                 body.sha256,
                 receipt["duplicateOf"],
             )
+            metrics.already_sent(session)
             return receipt
         self.log.info("Uploading %s: %s, %d bytes, sha256 %s", label, session["file"], body.size, body.sha256)
         # HttpOperator annotates data as dict | str; it hands it to requests, which streams a file-like body.
@@ -204,6 +206,8 @@ class SessionUploadOperator(HttpOperator):
                 f"{type(exc).__name__}: {exc}"
             ) from None
 
+        if response.ok:  # Nexus holds these bytes, whatever the check below finds
+            metrics.uploaded(session, body.size)
         held = (
             f"Nexus holds the earlier {body.size} bytes (sha256 {body.sha256[:12]}…), " if response.ok else ""
         )

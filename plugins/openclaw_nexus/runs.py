@@ -12,7 +12,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from openclaw_nexus import agent_check, discovery, result, stores
+from openclaw_nexus import agent_check, discovery, metrics, result, stores
 from openclaw_nexus.archive import ArchiveError
 from openclaw_nexus.compat import AirflowFailException
 from openclaw_nexus.config import state_dir
@@ -39,6 +39,7 @@ def find_agents(
     agents, errors = discovery.list_agents(state_dir(), requested or None)
     for error in errors:
         log.error("agent %s: %s", error["agentId"], error["reason"])
+    metrics.errors("discover", len(errors))  # untagged: a refused name is no agent id
     ti.xcom_push(key="errors", value=errors)
     listed = len(agents)
     summary: dict[str, Any] = {"agents": listed, "scanned": listed, "skipped": 0}
@@ -129,6 +130,7 @@ def discover(
     scan = stores.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
     for error in scan.errors:
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
+    metrics.errors("discover", len(scan.errors), agent_id)
     era = "JSONL files" if scan.era == "jsonl" else f"SQLite database, agent schema {scan.schema}"
     log.info(
         "agent %s (%s): %d to upload%s%s; skipped %s",
@@ -179,6 +181,7 @@ def archive(session: discovery.Session, receipt: dict[str, Any], ti: Any) -> dic
         outcome = stores.record_archived(state_dir(), session, receipt)
     except (ArchiveError, OSError) as exc:
         reason = str(exc)
+        metrics.errors("archive", agent_id=session["agentId"])
         ti.xcom_push(
             key="error",
             value={
@@ -239,10 +242,13 @@ def job_result(ti: Any, *, dry_run: bool) -> dict[str, Any]:
         agent_errors.extend(scan["errors"])
     if agents is not None and plan is None and not unscanned:
         agent_errors.append(_stage_error("select", "selecting sessions failed; see the select log"))
+    done = _pull_all(ti, ARCHIVE_TASK)
+    backlog = metrics.set_backlog(scans, done)
+    log.info("Backlog: %s found by the scans and not archived", result.count(backlog, "completed item"))
     job = result.build_job_result(
         agent_errors=agent_errors,
         selected=plan or [],
-        done=_pull_all(ti, ARCHIVE_TASK),
+        done=done,
         task_errors=_pull_all(ti, UPLOAD_TASK, "error") + _pull_all(ti, ARCHIVE_TASK, "error"),
         dry_run=dry_run,
         deferred=deferred,

@@ -26,7 +26,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-from openclaw_nexus import config
+from openclaw_nexus import config, metrics
 from openclaw_nexus.detector import Detector, Key, Poll
 
 # What the triggerer imports (from the installed distribution), however this module was loaded here.
@@ -107,6 +107,7 @@ class CompletionTrigger(BaseEventTrigger):
                 agents = sorted({agent for agent, _, _ in batch})
                 self.log.info("watcher event: %d completions from %s", len(batch), ", ".join(agents))
                 health["lastEvent"] = _now()
+                metrics.watcher_event()
                 yield TriggerEvent({"completions": len(batch), "agents": agents})
             if batch or written is None or loop.time() - written >= HEALTH_EVERY_SECONDS:
                 await self._write_health(health)

@@ -26,11 +26,12 @@ def wheel(dists) -> Path:
 
 @pytest.fixture(scope="session")
 def lowest_venv(wheel: Path) -> Path:
-    """Airflow and providers-http at the lowest supported releases, the wheel, and the test tools."""
+    """Airflow and providers-http at the lowest supported releases, the wheel, and the test tools. Airflow
+    with its ``statsd`` extra, as a deployment that sends its metrics to StatsD installs it."""
     return adoption.cached_venv(
         "lowest",
         [
-            f"apache-airflow=={adoption.LOWEST_AIRFLOW}",
+            f"apache-airflow[statsd]=={adoption.LOWEST_AIRFLOW}",
             f"apache-airflow-providers-http=={adoption.LOWEST_HTTP_PROVIDER}",
             wheel,
             *adoption.TEST_TOOLS,

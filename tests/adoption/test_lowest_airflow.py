@@ -1,6 +1,7 @@
 """The lowest supported Airflow (tools/adoption.LOWEST_AIRFLOW) with the lowest providers-http, the package
 installed from the wheel: the DAG integrity tests, and one `airflow dags test` run against the stand-in
-from a DAGs folder that holds only the user's DAG file (no plugins/ copy)."""
+from a DAGs folder that holds only the user's DAG file (no plugins/ copy), its metrics sent to a StatsD
+listener as Airflow 3.1's own ``airflow.stats`` sends them."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from openclaw_nexus import __version__
+from openclaw_nexus import __version__, metrics
 from tests.e2e.test_dag_runs import assert_received_exactly, sessions_of, snapshot_tree
 from tools.demo.sample_state import make_state
 from tools.stacks import adoption
 from tools.stacks.sandbox import API_KEY, ROOT, AirflowSandbox
+from tools.standins.statsd import StatsdListener, counter, gauges, timings
 
 
 def test_the_venv_has_the_lowest_releases_and_the_package_from_the_wheel(lowest_venv, dists, tmp_path):
@@ -65,6 +67,9 @@ def test_dag_integrity_on_the_lowest_airflow(lowest_venv):
 
 
 def test_one_run_on_the_lowest_airflow_uploads_archives_and_reports(lowest_venv, user_home, nexus, tmp_path):
+    """Byte for byte at Nexus, archived, the JobResult, labels, note, asset event, version tag, no key
+    anywhere; and the package's metrics at a StatsD listener: ``uploaded`` == itemsProcessed, ``bytes`` ==
+    the transcript bytes Nexus got, one ``lag`` each, ``backlog`` 0."""
     shutil.copy(ROOT / "dags" / "session_upload_dag.py", user_home / "dags")
     state_dir = tmp_path / "openclaw"
     made = make_state(state_dir, ["main", "research"], completed=1)
@@ -78,7 +83,11 @@ def test_one_run_on_the_lowest_airflow_uploads_archives_and_reports(lowest_venv,
         plugins=user_home / "plugins",
     )
 
-    run = sandbox.run_dag()
+    with StatsdListener() as statsd:
+        sandbox.extra_env.update(statsd.env())
+        run = sandbox.run_dag()
+        statsd.settle()
+        got = statsd.metrics()
 
     assert run.state == "success", run.output[-5000:]
     assert_received_exactly(
@@ -117,3 +126,8 @@ def test_one_run_on_the_lowest_airflow_uploads_archives_and_reports(lowest_venv,
     assert f"session-upload:{__version__}" in tags, "the version a user runs is visible"
     assert all(r["query"].get("code") == "***" for r in nexus.requests())
     assert sandbox.leaks(API_KEY, run.output) == []
+    sent = sum(len(json.loads(nexus.body(r["n"]))["transcript"].encode()) for r in nexus.accepted())
+    assert counter(got, metrics.UPLOADED) == run.job_result["itemsProcessed"] == 2
+    assert counter(got, metrics.BYTES) == sent
+    assert len(timings(got, metrics.LAG)) == 2
+    assert gauges(got, metrics.BACKLOG) == [((), 0)]

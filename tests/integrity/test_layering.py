@@ -7,8 +7,8 @@ Imports go down only: ``discovery`` (on ``names``, ``copy_records``) at the bott
 scan), ``sqlite_export`` (a transcript exported to a staging file), ``sqlite_store`` (the store class, on
 ``files`` too); ``stores`` (the dispatcher) on the stores; ``detector`` (Airflow-free: which agents to
 scan when) on ``stores``; ``agent_check`` (Airflow-free: which agents a run scans) on ``detector`` and
-``stores``; ``runs``, ``nexus``, ``watcher`` and ``dag`` on top. Every import counts: module-level,
-function-local, under ``if``.
+``stores``; ``metrics`` (Airflow's ``Stats``, through ``compat``); ``runs``, ``nexus``, ``watcher`` and
+``dag`` on top. Every import counts: module-level, function-local, under ``if``.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ PACKAGE = "openclaw_nexus"
 SQLITE_ROOMS = ["sqlite_db", "sqlite_live", "sqlite_export", "sqlite_store"]
 STORE_MODULES = {"files", "jsonl_store", *SQLITE_ROOMS, "store_protocol", "stores"}
 # The Airflow glue: the modules that may import Airflow, and that nothing below them imports.
-AIRFLOW_GLUE = {"compat", "dag", "nexus", "runs", "watcher"}
+AIRFLOW_GLUE = {"compat", "dag", "metrics", "nexus", "runs", "watcher"}
 
 
 def package_dir() -> Path:

@@ -41,6 +41,7 @@ from tools.openclaw.fixture import OpenClaw
 from tools.stacks.airflow_stack import AirflowStack
 from tools.stacks.sandbox import API_KEY
 from tools.standins.nexus import NexusStandin
+from tools.standins.statsd import StatsdListener
 
 SCHEDULED_SETTLE_MINUTES = 600
 SCHEDULED_AGENT = "sched-agent"
@@ -216,9 +217,11 @@ def live(tmp_path_factory: pytest.TempPathFactory):
         assert stack.leaks(API_KEY) == [], f"API key found under {stack.home}"
 
 
-def watcher_env(state_dir: Path, nexus_url: str) -> dict[str, str]:
-    """The watcher stack's environment: the watcher on, the settle times as shipped, no cron run."""
+def watcher_env(state_dir: Path, nexus_url: str, statsd: StatsdListener) -> dict[str, str]:
+    """The watcher stack's environment: the watcher on, the settle times as shipped, no cron run, and
+    Airflow's metrics (StatsD) sent to ``statsd``."""
     env = stack_env(state_dir, nexus_url)
+    env.update(statsd.env())
     del env["SESSION_UPLOAD_SETTLE_MINUTES"]  # the shipped settle times
     env.update(
         SESSION_UPLOAD_WATCH="1",
@@ -233,12 +236,14 @@ def watcher_env(state_dir: Path, nexus_url: str) -> dict[str, str]:
 
 @dataclass
 class WatcherStack:
-    """The running stack with the watcher, its stand-in and its state dir (``root`` holds all three)."""
+    """The running stack with the watcher, its stand-in and its state dir (``root`` holds all three), and
+    the StatsD listener its metrics go to."""
 
     stack: AirflowStack
     nexus: NexusStandin
     state_dir: Path
     root: Path
+    statsd: StatsdListener
 
     def log(self, component: str) -> str:
         """A component's output (``stack-logs/<component>.log``), empty if it has none yet."""
@@ -305,12 +310,13 @@ def watcher_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WatcherS
     with contextlib.ExitStack() as exits:
         _watcher_stacks.append(exits)
         nexus = exits.enter_context(NexusStandin(api_key=API_KEY, record_dir=root / "nexus"))
-        stack = AirflowStack(root / "airflow", env=watcher_env(state_dir, nexus.url))
+        statsd = exits.enter_context(StatsdListener())
+        stack = AirflowStack(root / "airflow", env=watcher_env(state_dir, nexus.url, statsd))
         # Runs once the stack has stopped (every log flushed): the key is in none of them, nor in the DB.
         exits.callback(lambda: _assert_no_leak(stack))
         started = time.monotonic()
         exits.enter_context(stack)
-        watcher = WatcherStack(stack, nexus, state_dir, root)
+        watcher = WatcherStack(stack, nexus, state_dir, root, statsd)
         stack.wait_for("the watcher to start", lambda: "watcher started" in watcher.log("triggerer"), 180)
         print(f"\nstack with the watcher up in {time.monotonic() - started:.1f}s, home {stack.home}")
         yield watcher

@@ -8,7 +8,8 @@ Here: ``db``, an agent database OpenClaw 2026.9.6 wrote (its doctor migrating a 
 ``files``, a JSONL-era agent; both have live sessions that a writer thread appends to every 2 s the way
 OpenClaw does (a transcript line and the index's ``updatedAt``; an event row and the window's
 ``updated_at``) for the whole module. Each test counts the runs, asset events and requests since it
-began. Measured: completion → Nexus latency, printed; asserted only against a bound for gross regressions
+began; the last test holds the metrics the stack sent (StatsD) to the events, runs and requests of the
+module. Measured: completion → Nexus latency, printed; asserted only against a bound for gross regressions
 (this is one sample on a machine other tests share; the latency goals are measured by
 ``python -m tools.bench latency``, README).
 """
@@ -29,13 +30,14 @@ from pathlib import Path
 
 import pytest
 
-from openclaw_nexus import discovery, stores
+from openclaw_nexus import discovery, metrics, stores
 from tests.openclaw.test_sqlite_store import OPENCLAW_WRITE
 from tests.stack.conftest import COMPLETIONS, MAX_SESSIONS, WatcherStack, epoch
 from tools.demo.sample_state import LiveJsonlAgent, make_agent
 from tools.openclaw.fixture import OpenClaw
 from tools.stacks.airflow_stack import AirflowStack
 from tools.standins.nexus import NexusStandin
+from tools.standins.statsd import counter
 
 APPEND_EVERY = 2.0
 # Bounds asserted, against gross regressions only: one sample each, on a machine other tests share. The
@@ -334,3 +336,19 @@ def test_a_backlog_beyond_max_sessions_drains_run_after_run_and_a_rejected_sessi
     assert notes[2] == "Uploaded 0 sessions across 0 agents", "the last run: the rejected one alone"
     for item in good:
         assert [r["status"] for r in watched.nexus.requests() if r["sessionId"] == item["sessionId"]] == [201]
+
+
+def test_the_metrics_count_every_watcher_event_upload_and_rejection_of_this_module(watched):
+    """Airflow's StatsD metrics from the real components, since the stack started (this module's tests
+    ran first on it): ``watcher.events`` from the triggerer == the asset events of the completions asset;
+    ``uploaded`` from the workers == the requests Nexus answered with a 2xx; ``errors.upload`` == the
+    ones it rejected (each a permanent 4xx: one failed try)."""
+    watched.watcher.idle()
+    watched.watcher.statsd.settle()
+    got = watched.watcher.statsd.metrics()
+    events = watched.watcher.asset_events_since(0)
+    requests = watched.nexus.requests()
+    assert events, "the module's completions fired events"
+    assert counter(got, metrics.WATCHER_EVENTS) == len(events)
+    assert counter(got, metrics.UPLOADED) == len([r for r in requests if 200 <= r["status"] < 300]) > 0
+    assert counter(got, f"{metrics.ERRORS}.upload") == len([r for r in requests if r["status"] == 400]) > 0
