@@ -143,11 +143,8 @@ def discover(
     )
     for error in scan.errors:
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
-    era = (
-        f"JSONL files, archived by {jsonl_archive}"
-        if scan.era == "jsonl"
-        else f"SQLite database, agent schema {scan.schema}"
-    )
+    by_copy = ", archived by copy" if jsonl_archive == JSONL_ARCHIVE_COPY else ""
+    era = f"JSONL files{by_copy}" if scan.era == "jsonl" else f"SQLite database, agent schema {scan.schema}"
     log.info(
         "agent %s (%s): %d to upload%s%s; skipped %s",
         agent_id,
