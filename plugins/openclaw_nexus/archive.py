@@ -1,4 +1,5 @@
-"""Move an uploaded transcript into ``sessions/archive/``. Airflow-free.
+"""Move an uploaded transcript into ``sessions/archive/``, or link a staging copy of it there (the file
+itself then stays with OpenClaw). Airflow-free.
 
 The move is a hard link to the archive name (fails instead of overwriting) followed by an unlink of
 the source, so it is atomic on one filesystem, never overwrites, and can be retried: a retry that
@@ -76,9 +77,18 @@ def find_copy(sessions_dir: Path, session_id: str, *, size: int, sha256: str) ->
     return None
 
 
-def holds_version(sessions_dir: Path, session_id: str, *, size: int, mtime_ns: int) -> bool:
+def holds_version(
+    sessions_dir: Path,
+    session_id: str,
+    *,
+    size: int,
+    mtime_ns: int,
+    other_than: tuple[int, int] | None = None,
+) -> bool:
     """Whether a copy ``archive/<id>[+N].jsonl`` (or the record of one that is not there) has this size
-    and mtime: the file was sent as it is."""
+    and mtime: the file was sent as it is. ``other_than`` (the file's device and inode): a hard link to
+    the file itself is no copy (a move interrupted between its link and its unlink, finished by the next
+    run)."""
     archive = sessions_dir / ARCHIVE_DIR
     if archive.is_symlink():
         return False
@@ -90,7 +100,11 @@ def holds_version(sessions_dir: Path, session_id: str, *, size: int, mtime_ns: i
             if record is not None and (record.size, record.mtime_ns) == (size, mtime_ns):
                 return True
             continue
-        if stat.S_ISREG(copy.st_mode) and (copy.st_size, copy.st_mtime_ns) == (size, mtime_ns):
+        if (
+            stat.S_ISREG(copy.st_mode)
+            and (copy.st_size, copy.st_mtime_ns) == (size, mtime_ns)
+            and (copy.st_dev, copy.st_ino) != other_than
+        ):
             return True
     return False
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ STATE_DIR_ENV = "OPENCLAW_STATE_DIR"
 DEFAULT_STATE_DIR = "~/.openclaw"
 # Airflow's [core] max_map_length is 1024: one run never maps more sessions than this.
 MAX_SESSIONS_CEILING = 1000
+# How a JSONL-era transcript is archived once Nexus confirmed it (``Settings.jsonl_archive``).
+JSONL_ARCHIVE_MOVE = "move"
+JSONL_ARCHIVE_COPY = "copy"
 
 
 def state_dir() -> Path:
@@ -46,7 +49,9 @@ class Settings:
     in place (JSONL era) and may still be writing; ``db_settle_seconds`` for completions committed in
     OpenClaw's database and the exports it publishes whole (``.zst`` or generation-named files), which
     are final when they appear. ``watch``: start runs on completions (the asset watcher, which needs a
-    triggerer) besides the cron; off (``0``), the DAG runs on the cron alone.
+    triggerer) besides the cron; off (``0``), the DAG runs on the cron alone. ``jsonl_archive``: a
+    JSONL-era transcript, once Nexus has it, is moved into ``sessions/archive/`` (``move``) or copied
+    there and left to OpenClaw (``copy``), whose usage report and memory search read ``sessions/`` only.
     """
 
     schedule: str = "0 * * * *"
@@ -61,6 +66,7 @@ class Settings:
     backoff_max_seconds: float = 30.0
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 300.0
+    jsonl_archive: str = JSONL_ARCHIVE_MOVE
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -75,7 +81,13 @@ class Settings:
             raise ValueError(f"SESSION_UPLOAD_MAX_SESSIONS must be 1..{MAX_SESSIONS_CEILING}")
         if settings.settle_minutes < 0 or settings.db_settle_seconds < 0:
             raise ValueError("SESSION_UPLOAD_SETTLE_MINUTES and _DB_SETTLE_SECONDS must be 0 or more")
-        return settings
+        archive_by = settings.jsonl_archive.strip().lower()
+        if archive_by not in {JSONL_ARCHIVE_MOVE, JSONL_ARCHIVE_COPY}:
+            raise ValueError(
+                f"SESSION_UPLOAD_JSONL_ARCHIVE must be {JSONL_ARCHIVE_MOVE} or {JSONL_ARCHIVE_COPY}, "
+                f"not {settings.jsonl_archive!r}"
+            )
+        return replace(settings, jsonl_archive=archive_by)
 
     @property
     def settle_seconds(self) -> float:

@@ -7,7 +7,8 @@ confirmed upload as `sessions/archive/<sessionId>.jsonl`, and reports a **JobRes
 `job_result` task's XCom. Each agent's OpenClaw era is read from disk:
 
 - **JSONL era** (OpenClaw ≤ 2026.7): transcripts in `sessions/` that `sessions.json` does not list,
-  settled, unlocked; sent as the file's bytes and moved into the archive.
+  settled, unlocked; sent as the file's bytes and moved into the archive (or, with
+  `$SESSION_UPLOAD_JSONL_ARCHIVE=copy`, copied there and left to OpenClaw; the `discover` log says which).
 - **SQLite era** (OpenClaw 2026.8+, `agent/openclaw-agent.sqlite`, native or migrated): sessions no live
   entry uses any more (rolled over, archived, finished cron runs, deleted, cold), read **read-only** in
   one short transaction each and sent in OpenClaw's own export form; OpenClaw's rows are never touched.
@@ -125,6 +126,7 @@ def discover(
     agent_id: str,
     db_settle_seconds: float,
     params: dict[str, Any],
+    jsonl_archive: str = "move",
     ti: Any = None,
     dag_run: Any = None,
     data_interval_start: datetime | None = None,
@@ -134,7 +136,9 @@ def discover(
     window = runs.window_for(
         dag_run, data_interval_start, data_interval_end, params["settle_minutes"], db_settle_seconds
     )
-    return runs.discover(agent_id, window, include_archived=params["include_archived"], ti=ti)
+    return runs.discover(
+        agent_id, window, include_archived=params["include_archived"], ti=ti, jsonl_archive=jsonl_archive
+    )
 
 
 # none_failed: when the check finds no agent with something to send, discover maps over nothing and is
@@ -274,7 +278,9 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
         # arguments it fills from the context (params, ti) nor XComArgs standing for values (misc: the
         # note on Task.__call__ that comes with that error).
         agents = find_agents.override(**pin)()  # type: ignore[call-arg, misc]
-        settle = {"db_settle_seconds": settings.db_settle_seconds}  # the watcher's, from the same settings
+        # The watcher's settle time, from the same settings; how JSONL-era files are archived: a choice about
+        # what OpenClaw keeps on disk, the deployment's (no Param: a trigger should not switch it per run).
+        settle = {"db_settle_seconds": settings.db_settle_seconds, "jsonl_archive": settings.jsonl_archive}
         scans = discover.override(**pin).partial(**settle).expand(agent_id=agents)
         sessions = select(scans)  # type: ignore[call-arg, arg-type, misc]
         deliver.expand(session=sessions) >> job_result.override(outlets=[uploads_alias(dag_id)])()

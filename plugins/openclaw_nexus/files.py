@@ -7,11 +7,19 @@ database's live sessions for a SQLite-era agent's leftover ``.reset.``/``.delete
 (``sqlite_store``). A file is sent as its bytes (a ``.zst`` export decompressed into a staging file), and
 archived by moving it into ``archive/``.
 
-One exception: the transcript of a session OpenClaw archived (JSONL era: its ``sessions.json`` entry
-carries ``archivedAt``) is finished, but OpenClaw keeps it where it is, for a restore. It is sent from a
-staging copy (kind ``archived``), that copy becomes ``archive/<id>[+N].jsonl`` with the file's mtime, and
-the file is never moved: a later scan finds a copy with its size and mtime and skips it, and one whose
-file changed (restored, continued, archived again) is sent again as a new version.
+Kept in place, archived by copy: the transcript of a session OpenClaw archived (JSONL era: its
+``sessions.json`` entry carries ``archivedAt``) is finished, but OpenClaw keeps it where it is, for a
+restore (kind ``archived``); and, when the deployment archives the JSONL era by copy
+(``SESSION_UPLOAD_JSONL_ARCHIVE=copy``: such a session carries ``archiveBy: copy``), every transcript
+file, which OpenClaw's usage report and memory search read from ``sessions/`` until its own retention
+removes it. Such a file is sent from a staging copy, that copy becomes ``archive/<id>[+N].jsonl`` with
+the file's mtime, and the file is never moved.
+
+Whatever the setting, a file is taken as sent when a copy (not the file itself through a hard link), or
+the record of one, has its size and mtime: an OpenClaw rename (``<id>.jsonl`` to ``.reset.<ts>`` or
+``.deleted.<ts>``) keeps both, so a renamed file is not sent again either. A file whose content changed
+after its copy (another size or mtime) is sent again as a new version, ``archive/<id>+N.jsonl``, beside
+the earlier copy; one that ``sessions.json`` lists again is an active session, never sent.
 """
 
 from __future__ import annotations
@@ -42,6 +50,9 @@ from openclaw_nexus.transcript import Snapshot, TranscriptError, snapshot
 
 # OpenClaw treats a transcript lock older than this as stale (its own rule).
 LOCK_STALE_SECONDS = 30 * 60
+# A discovered session whose file stays with OpenClaw: its staging copy becomes the archive copy.
+ARCHIVE_BY = "archiveBy"
+BY_COPY = "copy"
 _HEADER_READ_LIMIT = 64 * 1024
 _COPY_CHUNK = 1 << 20
 
@@ -104,6 +115,12 @@ def lock_is_fresh(lock_path: Path, now: float) -> bool:
     return now - created < LOCK_STALE_SECONDS
 
 
+def kept_in_place(session: Session) -> bool:
+    """Whether the session's file stays with OpenClaw (sent from a copy, which is archived): an archived
+    entry's transcript, or any file when the JSONL era is archived by copy."""
+    return session.get("kind") == "archived" or session.get(ARCHIVE_BY) == BY_COPY
+
+
 def open_file(state_dir: Path, session: Session, active_set: Callable[[], ActiveSet]) -> Transcript:
     """A file transcript, checked to be still completed (against ``active_set``) and unchanged since
     discovery; a ``.zst`` export is decompressed into a staging file."""
@@ -128,7 +145,7 @@ def open_file(state_dir: Path, session: Session, active_set: Callable[[], Active
         ) from None
     if (before.size, before.mtime_ns) != (session["size"], session["mtimeNs"]):
         raise TranscriptError(f"{session['file']} changed since discovery; left for a later run")
-    if session.get("kind") == "archived":
+    if kept_in_place(session):
         return _stage_copy(path, session, before)
     parsed = parse_transcript_name(path.name)
     if parsed is None or not parsed.compressed:
@@ -144,8 +161,8 @@ def open_file(state_dir: Path, session: Session, active_set: Callable[[], Active
 
 
 def _stage_copy(path: Path, session: Session, before: Snapshot) -> Transcript:
-    """A copy of an archived entry's transcript in the staging folder (0600, the file's mtime), checked
-    to be the file discovery saw: OpenClaw's file stays where it is."""
+    """A copy of a transcript kept in place (``kept_in_place``) in the staging folder (0600, the file's
+    mtime), checked to be the file discovery saw: OpenClaw's file stays where it is."""
     folder = path.parent
     staged = staging_name(session)
     prepare_staging(folder)
@@ -171,10 +188,10 @@ def record_file_archived(
     sessions_dir: Path, session: Session, receipt: dict[str, Any]
 ) -> archive.ArchiveOutcome:
     """Move the file into ``archive/<id>[+N].jsonl``; a ``.zst`` export's decompressed copy goes there
-    instead, and the export itself follows under its own name. An archived entry's transcript stays
-    where it is: its staging copy becomes the archive copy."""
+    instead, and the export itself follows under its own name. A file kept in place (``kept_in_place``)
+    stays where it is: its staging copy becomes the archive copy, never overwriting an earlier one."""
     staged = receipt.get("staged")
-    keep = session.get("kind") == "archived"
+    keep = kept_in_place(session)
     if staged and receipt.get("duplicateOf"):
         (sessions_dir / staged).unlink(missing_ok=True)
         if keep:  # the copy with these bytes now stands for the file as it is: later scans skip it
@@ -208,11 +225,13 @@ def scan_files(
     active_set: Callable[[], ActiveSet],
     *,
     leftovers_only: bool = False,
+    by_copy: bool = False,
 ) -> None:
     """Classify the transcript files of ``sessions/`` against the active set ``active_set`` returns.
 
     ``leftovers_only``: beside a database only OpenClaw's ``.reset.``/``.deleted.`` exports are sessions
     of their own; a plain ``<id>.jsonl`` there was imported (or is for OpenClaw to import) and is skipped.
+    ``by_copy``: every transcript file found (but ``.zst`` exports) is archived by copy and stays.
     """
     candidates = []
     with os.scandir(sessions_dir) as entries:
@@ -260,6 +279,9 @@ def scan_files(
         if f"{name}.lock" in names and lock_is_fresh(sessions_dir / f"{name}.lock", window.now):
             scan.skipped["locked"] += 1
             continue
+        if not parsed.compressed and _copied(sessions_dir, parsed.session_id, info):
+            scan.skipped["already_archived"] += 1
+            continue
         if not parsed.compressed:
             try:
                 header_id = read_header_id(sessions_dir / name)
@@ -275,11 +297,11 @@ def scan_files(
                     session_id=parsed.session_id,
                 )
                 continue
-        if kept and _copied(sessions_dir, parsed.session_id, info):
-            scan.skipped["already_archived"] += 1
-            continue
         kind = "archived" if kept else parsed.kind
-        scan.sessions.append(_session(scan.agent_id, parsed.session_id, name, info, kind))
+        session = _session(scan.agent_id, parsed.session_id, name, info, kind)
+        if by_copy and not parsed.compressed:
+            session[ARCHIVE_BY] = BY_COPY
+        scan.sessions.append(session)
 
     if include_archived:
         _add_archived(scan, sessions_dir, active, window)
@@ -288,8 +310,14 @@ def scan_files(
 
 def _copied(sessions_dir: Path, session_id: str, info: os.stat_result) -> bool:
     """Whether a copy ``archive/<id>[+N].jsonl`` (or its record) has this file's size and mtime: it was
-    sent as it is."""
-    return archive.holds_version(sessions_dir, session_id, size=info.st_size, mtime_ns=info.st_mtime_ns)
+    sent as it is (the copy of a file kept in place, under this name or before OpenClaw renamed it)."""
+    return archive.holds_version(
+        sessions_dir,
+        session_id,
+        size=info.st_size,
+        mtime_ns=info.st_mtime_ns,
+        other_than=(info.st_dev, info.st_ino),
+    )
 
 
 def _add_archived(scan: AgentScan, sessions_dir: Path, active: ActiveSet, window: Window) -> None:

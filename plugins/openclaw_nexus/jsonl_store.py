@@ -8,6 +8,11 @@ chat continues in the same file). Such a session is finished, as in the SQLite e
 OpenClaw's own import fills from ``archivedAt``): it is read into the archived part of the active set, sent
 from a copy, and its file is never moved (``files``).
 
+Every other completed transcript is moved into ``sessions/archive/`` once Nexus has it, or, when the
+deployment archives by copy (``by_copy``, from ``SESSION_UPLOAD_JSONL_ARCHIVE=copy``), copied there and left
+in place for OpenClaw, whose usage report and memory search read ``sessions/`` only and whose own retention
+removes its ``.reset.``/``.deleted.`` files.
+
 The files are classified, sent and archived by ``files`` (which also serves a SQLite-era agent's leftover
 exports); this module reads ``sessions.json`` into the active set they are checked against.
 """
@@ -87,14 +92,16 @@ def read_active_set(sessions_dir: Path) -> ActiveSet:
 
 
 class JsonlStore:
-    """An agent without a database: ``sessions.json`` is its active set, its files are its sessions."""
+    """An agent without a database: ``sessions.json`` is its active set, its files are its sessions.
+    ``by_copy``: its completed files are archived by copy and stay with OpenClaw (else they are moved)."""
 
     era = "jsonl"
 
-    def __init__(self, state_dir: Path, agent_id: str):
+    def __init__(self, state_dir: Path, agent_id: str, *, by_copy: bool = False):
         self.state_dir = state_dir
         self.agent_id = agent_id
         self.sessions_dir = sessions_dir_of(state_dir, agent_id)
+        self.by_copy = by_copy
 
     def find(self, window: Window, *, include_archived: bool = False) -> AgentScan:
         scan = AgentScan(self.agent_id)
@@ -104,7 +111,7 @@ class JsonlStore:
             where = agents_folder(self.state_dir)
             scan.error(f"{self.sessions_dir} resolves outside the state dir's {where}: not followed")
             return scan
-        scan_files(scan, self.sessions_dir, window, include_archived, self.active_set)
+        scan_files(scan, self.sessions_dir, window, include_archived, self.active_set, by_copy=self.by_copy)
         return scan
 
     def active_set(self) -> ActiveSet:

@@ -15,7 +15,8 @@ from typing import Any
 from openclaw_nexus import agent_check, discovery, metrics, result, stores
 from openclaw_nexus.archive import ArchiveError
 from openclaw_nexus.compat import AirflowFailException
-from openclaw_nexus.config import state_dir
+from openclaw_nexus.config import JSONL_ARCHIVE_COPY, JSONL_ARCHIVE_MOVE, state_dir
+from openclaw_nexus.files import kept_in_place
 
 log = logging.getLogger(__name__)
 
@@ -125,13 +126,27 @@ def window_for(
 
 
 def discover(
-    agent_id: str, window: discovery.Window, *, include_archived: bool, ti: Any = None
+    agent_id: str,
+    window: discovery.Window,
+    *,
+    include_archived: bool,
+    ti: Any = None,
+    jsonl_archive: str = JSONL_ARCHIVE_MOVE,
 ) -> dict[str, Any]:
-    scan = stores.scan_agent(state_dir(), agent_id, window, include_archived=include_archived)
+    """One agent's scan (its XCom); ``jsonl_archive`` (``move`` or ``copy``, the deployment's
+    ``SESSION_UPLOAD_JSONL_ARCHIVE``) says how its JSONL-era files will be archived."""
+    scan = stores.scan_agent(
+        state_dir(),
+        agent_id,
+        window,
+        include_archived=include_archived,
+        jsonl_by_copy=jsonl_archive == JSONL_ARCHIVE_COPY,
+    )
     for error in scan.errors:
         log.error("agent %s, %s: %s", agent_id, error["file"] or "-", error["reason"])
     metrics.errors("discover", len(scan.errors), agent_id)
-    era = "JSONL files" if scan.era == "jsonl" else f"SQLite database, agent schema {scan.schema}"
+    by_copy = ", archived by copy" if jsonl_archive == JSONL_ARCHIVE_COPY else ""
+    era = f"JSONL files{by_copy}" if scan.era == "jsonl" else f"SQLite database, agent schema {scan.schema}"
     log.info(
         "agent %s (%s): %d to upload%s%s; skipped %s",
         agent_id,
@@ -199,8 +214,9 @@ def archive(session: discovery.Session, receipt: dict[str, Any], ti: Any) -> dic
         )
         raise AirflowFailException(reason) from None
     log.info(
-        "%s archived as %s%s",
+        "%s %s %s%s",
         session["file"],
+        "copied (left with OpenClaw) as" if kept_in_place(session) else "archived as",
         outcome.archived_as,
         " (already done)" if outcome.already_done else "",
     )

@@ -31,13 +31,14 @@ from openclaw_nexus.store_protocol import Store
 from openclaw_nexus.transcript import TranscriptError, snapshot
 
 
-def store_for(state_dir: Path, agent_id: str) -> Store:
+def store_for(state_dir: Path, agent_id: str, *, jsonl_by_copy: bool = False) -> Store:
     """SQLite era as soon as ``agent/openclaw-agent.sqlite`` exists (the database is then the authority,
-    natively or after OpenClaw's migration); the JSONL era otherwise."""
+    natively or after OpenClaw's migration); the JSONL era otherwise, its files archived by copy when
+    ``jsonl_by_copy`` (else moved). Which one a session takes travels with it (``files.ARCHIVE_BY``)."""
     database = database_of(discovery.agents_root(state_dir) / agent_id)
     if database.exists() or database.is_symlink():
         return SqliteStore(state_dir, agent_id)
-    return JsonlStore(state_dir, agent_id)
+    return JsonlStore(state_dir, agent_id, by_copy=jsonl_by_copy)
 
 
 def scan_agent(
@@ -46,12 +47,16 @@ def scan_agent(
     window: Window,
     *,
     include_archived: bool = False,
+    jsonl_by_copy: bool = False,
 ) -> AgentScan:
     """Classify every session of one agent and return its completed sessions, oldest first.
 
-    The agent's era, and so its store, is decided from what is on disk (``stores.store_for``).
+    The agent's era, and so its store, is decided from what is on disk (``stores.store_for``). Which
+    sessions are completed does not depend on ``jsonl_by_copy``, only how they will be archived: the
+    watcher and the check scan without it.
     """
-    return store_for(state_dir, agent_id).find(window, include_archived=include_archived)
+    store = store_for(state_dir, agent_id, jsonl_by_copy=jsonl_by_copy)
+    return store.find(window, include_archived=include_archived)
 
 
 def open_transcript(state_dir: Path, session: Session) -> Transcript:

@@ -23,7 +23,16 @@ from pathlib import Path
 import pytest
 
 from tools.openclaw.fixture import OpenClaw, agent_database, missing_pieces
-from tools.openclaw.legacy import AGENT, OPENCLAW_VERSION, legacy_state
+from tools.openclaw.legacy import (
+    AGENT,
+    K_SHELF,
+    K_WORK,
+    OPENCLAW_VERSION,
+    LegacyOpenClaw,
+    gateway_config,
+    legacy_state,
+)
+from tools.standins.model import StandIn
 
 ARCHIVE = "archive"
 
@@ -175,3 +184,105 @@ def test_an_archived_chat_sent_in_the_jsonl_era_is_not_sent_again_after_openclaw
     assert third.state == "success", third.output[-3000:]
     assert third.job_result["message"] == "Uploaded 0 sessions across 0 agents"
     assert len(nexus.requests()) == requests
+
+
+def test_archived_by_copy_openclaw_2026_7_keeps_its_files_and_nothing_is_sent_twice(
+    sandbox, nexus, state_dir, legacy, tmp_path
+):
+    """``SESSION_UPLOAD_JSONL_ARCHIVE=copy`` on the state OpenClaw 2026.7.35 wrote: the first run sends the
+    reset, deleted and idle transcripts and the archived chat byte for byte, and copies each to
+    ``archive/<sid>.jsonl`` (0600, the file's mtime, with its record); every file of OpenClaw's stays as it
+    was (bytes and mtime). The second run sends nothing. Then OpenClaw 2026.7.35's gateway deletes the
+    archived chat (``sessions.delete``: its copied file becomes ``<sid>.jsonl.deleted.<ts>``) and resets
+    ``agent:main:work`` (its live transcript becomes ``.reset.<ts>``): the third run sends exactly that
+    reset file, nothing of the first run, and makes no second copy of the renamed one."""
+    sandbox.extra_env["SESSION_UPLOAD_JSONL_ARCHIVE"] = "copy"
+    sessions = state_dir / "agents" / AGENT / "sessions"
+    completed, archived = legacy["completed"], legacy["archived"]
+    [shelved] = archived
+    before = snapshot_tree(sessions)
+    mtimes = {c["file"]: (sessions / c["file"]).stat().st_mtime_ns for c in completed + archived}
+    expected = {(AGENT, c["sessionId"]): before[c["file"]] for c in completed + archived}
+    for c in completed + archived:
+        assert hashlib.sha256(before[c["file"]]).hexdigest() == c["sha256"], c["file"]
+
+    run = sandbox.run_dag({"settle_minutes": 0})
+
+    assert run.state == "success", run.output[-3000:]
+    assert run.job_result == {
+        "jobId": "session_upload",
+        "success": True,
+        "message": "Uploaded 4 sessions across 1 agent",
+        "itemsProcessed": 4,
+        "errors": [],
+    }
+    assert "(JSONL files, archived by copy)" in run.output
+    got: dict[tuple[str, str], bytes] = {}
+    for record in nexus.accepted():
+        payload = json.loads(nexus.body(record["n"]))
+        key = (payload["agentId"], payload["sessionId"])
+        assert key not in got, f"{key} uploaded twice"
+        got[key] = payload["transcript"].encode("utf-8")
+    assert got == expected
+    after = snapshot_tree(sessions)
+    assert {n: b for n, b in after.items() if not n.startswith(f"{ARCHIVE}/")} == before, (
+        "every file of OpenClaw's stays as it was"
+    )
+    for name, mtime in mtimes.items():
+        assert (sessions / name).stat().st_mtime_ns == mtime, name
+    copies = {n: b for n, b in after.items() if n.startswith(f"{ARCHIVE}/") and "/." not in n}
+    assert copies == {f"{ARCHIVE}/{c['sessionId']}.jsonl": before[c["file"]] for c in completed + archived}
+    for c in completed + archived:
+        copy = sessions / ARCHIVE / f"{c['sessionId']}.jsonl"
+        assert stat.S_IMODE(copy.stat().st_mode) == 0o600 and copy.stat().st_mtime_ns == mtimes[c["file"]]
+    assert stat.S_IMODE((sessions / ARCHIVE).stat().st_mode) == 0o700
+    assert sorted(n for n in after if n.startswith(f"{ARCHIVE}/.")) == sorted(
+        f"{ARCHIVE}/.copies/{c['sessionId']}.json" for c in completed + archived
+    )
+
+    requests = len(nexus.requests())
+    again = sandbox.run_dag({"settle_minutes": 0})
+    assert again.state == "success", again.output[-3000:]
+    assert again.job_result["message"] == "Uploaded 0 sessions across 0 agents"
+    assert len(nexus.requests()) == requests, "the second run sent something"
+    assert snapshot_tree(sessions) == after
+
+    names = {p.name for p in sessions.iterdir()}
+    server = StandIn().start()
+    try:
+        with LegacyOpenClaw.installed().gateway(
+            state_dir, gateway_config(server.base_url), tmp_path / "gateway"
+        ) as gw:
+            for method, key in (("sessions.delete", K_SHELF), ("sessions.reset", K_WORK)):
+                params = json.dumps({"key": key})
+                answer = gw.run_json(["gateway", "call", method, "--params", params, "--json"], timeout=300)
+                assert answer.get("ok") is True, (method, answer)
+    finally:
+        server.stop()
+    new = {p.name for p in sessions.iterdir()} - names
+    [deleted] = [n for n in new if n.startswith(f"{shelved['file']}.deleted.")]
+    assert not (sessions / shelved["file"]).exists()
+    assert (sessions / deleted).read_bytes() == before[shelved["file"]], "OpenClaw's rename kept the bytes"
+    assert (sessions / deleted).stat().st_mtime_ns == mtimes[shelved["file"]], "and the mtime"
+    [reset] = [sessions / n for n in new if ".jsonl.reset." in n]
+    work = reset.name.partition(".jsonl.reset.")[0]
+    assert (AGENT, work) not in got
+
+    third = sandbox.run_dag({"settle_minutes": 0})
+
+    assert third.state == "success", third.output[-3000:]
+    assert third.job_result["message"] == "Uploaded 1 session across 1 agent"
+    sent = [json.loads(nexus.body(r["n"])) for r in nexus.accepted()[len(got) :]]
+    assert [(p["agentId"], p["sessionId"], p["transcript"].encode()) for p in sent] == [
+        (AGENT, work, reset.read_bytes())
+    ]
+    assert len(nexus.requests()) == requests + 1
+    archive = sessions / ARCHIVE
+    assert sorted(p.name for p in archive.glob("*.jsonl")) == sorted(
+        f"{sid}.jsonl" for sid in [c["sessionId"] for c in completed + archived] + [work]
+    ), "no second copy of the renamed file"
+    assert (archive / f"{work}.jsonl").read_bytes() == reset.read_bytes()
+    for c in completed:
+        assert (sessions / c["file"]).read_bytes() == before[c["file"]], c["file"]
+    assert (sessions / deleted).read_bytes() == before[shelved["file"]]
+    assert reset.exists(), "the reset file stays with OpenClaw too"

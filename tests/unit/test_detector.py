@@ -143,8 +143,12 @@ def test_what_the_dag_archived_is_forgotten(tmp_path):
     after = detector.poll()
     assert after.changed == ["a"] and after.new == [] and detector.pending == 1
 
-    # Forgotten, not just hidden: the same file completed again (restored by hand) is signalled again.
-    shutil.copy2(archived, sessions(tmp_path, "a") / first["file"])
+    # Forgotten, not just hidden: the same file completed again (restored by hand, another mtime) is
+    # signalled again. (Restored with its copy's mtime too, it would be taken as sent: a copy holds it.)
+    restored = sessions(tmp_path, "a") / first["file"]
+    shutil.copy(archived, restored)
+    older = archived.stat().st_mtime_ns - 1_000_000_000
+    os.utime(restored, ns=(older, older))
     assert detector.poll().new == [("a", first["file"], None)]
 
 

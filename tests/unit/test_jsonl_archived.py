@@ -243,16 +243,17 @@ def test_openclaws_own_reset_file_of_that_session_is_moved_as_usual(state):
 
 
 def test_deleted_by_openclaw_after_it_was_sent_is_not_sent_again(state):
+    """OpenClaw's rename keeps the file's size and mtime: its copy answers for the new name too, so the
+    ``.deleted.`` file is neither sent nor archived again (no second copy); OpenClaw's retention removes
+    it."""
     [item] = scan(state).sessions
     deliver(state, item)
     # sessions.delete: the entry leaves sessions.json, the file becomes <sid>.jsonl.deleted.<ts>.
     write_index(state, {"agent:main:live": entry(LIVE, file=f"{LIVE}.jsonl")})
     name = f"{SHELF}.jsonl.deleted.2026-02-02T20-29-47.344Z"
     (sessions(state) / f"{SHELF}.jsonl").rename(sessions(state) / name)
-    [item] = scan(state).sessions
-    assert item["file"] == name and item["kind"] == "deleted"
-    _, _, outcome = deliver(state, item, duplicate=f"archive/{SHELF}.jsonl")
-    assert outcome.archived_as == f"archive/{SHELF}+1.jsonl"
+    found = scan(state)
+    assert found.sessions == [] and found.skipped["already_archived"] == 1
     archive = sessions(state) / "archive"
-    assert (archive / f"{SHELF}.jsonl").read_bytes() == (archive / f"{SHELF}+1.jsonl").read_bytes() == CONTENT
-    assert not (sessions(state) / name).exists() and scan(state).sessions == []
+    assert sorted(p.name for p in archive.glob(f"{SHELF}*")) == [f"{SHELF}.jsonl"]
+    assert (archive / f"{SHELF}.jsonl").read_bytes() == (sessions(state) / name).read_bytes() == CONTENT
