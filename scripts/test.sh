@@ -9,4 +9,6 @@ ruff check .
 ruff format --check .
 # The type checker, configured in pyproject.toml ([tool.mypy]): the package strict, tools/ checked.
 mypy
-exec pytest "$@"
+# Two workers (pytest-xdist): the tests that start Airflow stacks run one after another on one of them
+# (tests/conftest.py groups them), the rest of the suite on both. `-n 0` runs everything in one process.
+exec pytest -n 2 --dist loadgroup --durations=30 "$@"

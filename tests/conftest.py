@@ -47,6 +47,19 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     return root, made["main"]
 
 
+# Folders whose tests start Airflow stacks or build venvs: with pytest-xdist (scripts/test.sh runs two
+# workers) they form one group, so one worker runs them one after another in collection order (never two
+# stacks at once; tests/stack's own order and its watcher stack's early stop hold), while the other worker
+# takes the rest of the suite.
+SERIAL_FOLDERS = ("tests/stack", "tests/celery", "tests/adoption")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.nodeid.startswith(SERIAL_FOLDERS):
+            item.add_marker(pytest.mark.xdist_group("stacks"))
+
+
 # Wall time per folder: first setup start to last teardown end of the tests under tests/<folder>.
 _spans: dict[str, list[float]] = {}
 
