@@ -11,4 +11,4 @@ ruff format --check .
 mypy
 # Two workers (pytest-xdist): the tests that start Airflow stacks run one after another on one of them
 # (tests/conftest.py groups them), the rest of the suite on both. `-n 0` runs everything in one process.
-exec pytest -n 2 --dist loadgroup --durations=30 "$@"
+exec pytest -n 2 --durations=30 "$@"

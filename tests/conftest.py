@@ -8,8 +8,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
+from xdist.scheduler import LoadScopeScheduling
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/adoption runs tests/integrity in a venv where the distribution is installed from its wheel: there
@@ -47,17 +49,21 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     return root, made["main"]
 
 
-# Folders whose tests start Airflow stacks or build venvs: with pytest-xdist (scripts/test.sh runs two
-# workers) they form one group, so one worker runs them one after another in collection order (never two
-# stacks at once; tests/stack's own order and its watcher stack's early stop hold), while the other worker
-# takes the rest of the suite.
-SERIAL_FOLDERS = ("tests/stack", "tests/celery", "tests/adoption")
+# Folders whose tests start Airflow stacks or build venvs. Under pytest-xdist (scripts/test.sh runs two
+# workers) they are one unit of work, so one worker runs them one after another in collection order (never
+# two stacks at once; tests/stack's own order and its watcher stack's early stop hold), while the other
+# worker takes the rest of the suite test by test. (xdist's own ``xdist_group`` mark is not applied under
+# pytest 9: its worker hook renames ``item._nodeid``, which pytest 9's ``nodeid`` no longer reads.)
+SERIAL_FOLDERS = ("tests/stack/", "tests/celery/", "tests/adoption/")
+SERIAL_UNIT = "airflow-stacks"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.nodeid.startswith(SERIAL_FOLDERS):
-            item.add_marker(pytest.mark.xdist_group("stacks"))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    class StacksInOneUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return SERIAL_UNIT if nodeid.startswith(SERIAL_FOLDERS) else nodeid
+
+    return StacksInOneUnit(config, log)
 
 
 # Wall time per folder: first setup start to last teardown end of the tests under tests/<folder>.
