@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from xdist.scheduler import LoadScopeScheduling
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/adoption runs tests/integrity in a venv where the distribution is installed from its wheel: there
@@ -58,7 +57,11 @@ SERIAL_FOLDERS = ("tests/stack/", "tests/celery/", "tests/adoption/")
 SERIAL_UNIT = "airflow-stacks"
 
 
+# optionalhook: tests/adoption runs tests/integrity in venvs without pytest-xdist.
+@pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling  # only called under xdist; other venvs lack it
+
     class StacksInOneUnit(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             return SERIAL_UNIT if nodeid.startswith(SERIAL_FOLDERS) else nodeid
