@@ -9,6 +9,7 @@ ruff check .
 ruff format --check .
 # The type checker, configured in pyproject.toml ([tool.mypy]): the package strict, tools/ checked.
 mypy
-# Two workers (pytest-xdist): the tests that start Airflow stacks run one after another on one of them
-# (tests/conftest.py groups them), the rest of the suite on both. `-n 0` runs everything in one process.
-exec pytest -n 2 --durations=30 "$@"
+# Three workers (pytest-xdist) on the machine's 2 cores, which one or two leave partly idle (waits on
+# stacks, subprocess start-ups): the tests that start Airflow stacks run one after another on one worker
+# (tests/conftest.py makes them one unit of work), the rest on the others. `-n 0`: everything in one process.
+exec pytest -n 3 --durations=30 "$@"

@@ -48,7 +48,7 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     return root, made["main"]
 
 
-# Folders whose tests start Airflow stacks or build venvs. Under pytest-xdist (scripts/test.sh runs two
+# Folders whose tests start Airflow stacks or build venvs. Under pytest-xdist (scripts/test.sh runs three
 # workers) they are one unit of work, so one worker runs them one after another in collection order (never
 # two stacks at once; tests/stack's own order and its watcher stack's early stop hold), while the other
 # worker takes the rest of the suite test by test. (xdist's own ``xdist_group`` mark is not applied under
