@@ -51,8 +51,8 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
 # Folders whose tests start Airflow stacks or build venvs. Under pytest-xdist (scripts/test.sh runs three
 # workers) they are one unit of work, so one worker runs them one after another in collection order (never
 # two stacks at once; tests/stack's own order and its watcher stack's early stop hold), while the other
-# worker takes the rest of the suite test by test. (xdist's own ``xdist_group`` mark is not applied under
-# pytest 9: its worker hook renames ``item._nodeid``, which pytest 9's ``nodeid`` no longer reads.)
+# workers take the rest of the suite test by test. (xdist 3.8's own ``xdist_group`` mark has no effect under
+# pytest 9: its worker hook renames ``item._nodeid``, and pytest 9's ``nodeid`` is read from ``_id``.)
 SERIAL_FOLDERS = ("tests/stack/", "tests/celery/", "tests/adoption/")
 SERIAL_UNIT = "airflow-stacks"
 
