@@ -58,6 +58,19 @@ def legacy(tmp_path: Path, state_dir: Path) -> dict:
     return manifest
 
 
+def accepted_transcripts(nexus) -> dict[tuple[str, str], bytes]:
+    """What Nexus accepted, by (agentId, sessionId): each body exactly the contract's three keys, each session
+    accepted once."""
+    got: dict[tuple[str, str], bytes] = {}
+    for record in nexus.accepted():
+        payload = json.loads(nexus.body(record["n"]))
+        assert set(payload) == {"agentId", "sessionId", "transcript"}
+        key = (payload["agentId"], payload["sessionId"])
+        assert key not in got, f"{key} uploaded twice"
+        got[key] = payload["transcript"].encode("utf-8")
+    return got
+
+
 def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_and_archived(
     sandbox, nexus, state_dir, legacy
 ):
@@ -89,14 +102,7 @@ def test_completed_transcripts_written_by_openclaw_2026_7_are_sent_byte_exact_an
         "itemsProcessed": 4,
         "errors": [],
     }
-    got: dict[tuple[str, str], bytes] = {}
-    for record in nexus.accepted():
-        payload = json.loads(nexus.body(record["n"]))
-        assert set(payload) == {"agentId", "sessionId", "transcript"}
-        key = (payload["agentId"], payload["sessionId"])
-        assert key not in got, f"{key} uploaded twice"
-        got[key] = payload["transcript"].encode("utf-8")
-    assert got == expected
+    assert accepted_transcripts(nexus) == expected
     sent_before = nexus.requests()
     sent = {r["sessionId"] for r in sent_before}
     assert not sent & {a["sessionId"] for a in active}, "an active session was sent"
@@ -217,12 +223,7 @@ def test_archived_by_copy_openclaw_2026_7_keeps_its_files_and_nothing_is_sent_tw
         "errors": [],
     }
     assert "(JSONL files, archived by copy)" in run.output
-    got: dict[tuple[str, str], bytes] = {}
-    for record in nexus.accepted():
-        payload = json.loads(nexus.body(record["n"]))
-        key = (payload["agentId"], payload["sessionId"])
-        assert key not in got, f"{key} uploaded twice"
-        got[key] = payload["transcript"].encode("utf-8")
+    got = accepted_transcripts(nexus)
     assert got == expected
     after = snapshot_tree(sessions)
     assert {n: b for n, b in after.items() if not n.startswith(f"{ARCHIVE}/")} == before, (
