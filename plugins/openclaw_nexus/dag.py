@@ -76,7 +76,7 @@ from openclaw_nexus.compat import (
     AssetOrTimeSchedule,
     CronDataIntervalTimetable,
 )
-from openclaw_nexus.config import MAX_SESSIONS_CEILING, Settings, fleet
+from openclaw_nexus.config import JSONL_ARCHIVE_MOVE, MAX_SESSIONS_CEILING, Settings, fleet
 from openclaw_nexus.nexus import SessionUploadOperator
 from openclaw_nexus.watcher import CompletionTrigger
 
@@ -126,7 +126,7 @@ def discover(
     agent_id: str,
     db_settle_seconds: float,
     params: dict[str, Any],
-    jsonl_archive: str = "move",
+    jsonl_archive: str = JSONL_ARCHIVE_MOVE,
     ti: Any = None,
     dag_run: Any = None,
     data_interval_start: datetime | None = None,
