@@ -52,6 +52,8 @@ class Settings:
     triggerer) besides the cron; off (``0``), the DAG runs on the cron alone. ``jsonl_archive``: a
     JSONL-era transcript, once Nexus has it, is moved into ``sessions/archive/`` (``move``) or copied
     there and left to OpenClaw (``copy``), whose usage report and memory search read ``sessions/`` only.
+    ``watch_poll_seconds``: how often the watcher (and a fleet host's watch task) looks; ``watch_minutes``:
+    how long a fleet host's watch task polls with nothing to signal before it ends and the next begins.
     """
 
     schedule: str = "0 * * * *"
@@ -67,6 +69,8 @@ class Settings:
     connect_timeout_seconds: float = 10.0
     read_timeout_seconds: float = 300.0
     jsonl_archive: str = JSONL_ARCHIVE_MOVE
+    watch_poll_seconds: float = 10.0
+    watch_minutes: float = 10.0
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -79,6 +83,8 @@ class Settings:
         settings = cls(**values)
         if not 1 <= settings.max_sessions <= MAX_SESSIONS_CEILING:
             raise ValueError(f"SESSION_UPLOAD_MAX_SESSIONS must be 1..{MAX_SESSIONS_CEILING}")
+        if settings.watch_poll_seconds <= 0 or settings.watch_minutes <= 0:
+            raise ValueError("SESSION_UPLOAD_WATCH_POLL_SECONDS and _WATCH_MINUTES must be above 0")
         if settings.settle_minutes < 0 or settings.db_settle_seconds < 0:
             raise ValueError("SESSION_UPLOAD_SETTLE_MINUTES and _DB_SETTLE_SECONDS must be 0 or more")
         archive_by = settings.jsonl_archive.strip().lower()

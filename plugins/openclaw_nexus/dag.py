@@ -47,8 +47,9 @@ final when they appear and need no settle time.
 A backfill run takes the sessions whose last change (file mtime, or the database window's last change)
 falls in its data interval.
 With a fleet (`$SESSION_UPLOAD_FLEET`) there is one such DAG per host, `session_upload_<host>`, whose
-file tasks run on that host's Celery queue; a fleet's DAGs run on the cron only (Airflow cannot pin a
-watcher to one host).
+file tasks run on that host's queue. Airflow cannot pin a watcher to one host, so each host watches itself:
+`session_upload_<host>__watch` runs continuously on the host's queue and updates the asset
+`openclaw://completions/<host>`, on which (or the cron) `session_upload_<host>` runs.
 """
 
 from __future__ import annotations
@@ -80,10 +81,31 @@ from openclaw_nexus.config import JSONL_ARCHIVE_MOVE, MAX_SESSIONS_CEILING, Sett
 from openclaw_nexus.nexus import SessionUploadOperator
 from openclaw_nexus.watcher import CompletionTrigger
 
+WATCH_DOC_MD = """
+### session_upload_<host>__watch: one fleet host's completion signal
+
+Runs all the time (`@continuous`, one run at a time): its one task, `watch`, runs on the host's queue, so on
+the host's own worker, and polls the host's OpenClaw state dir with the single-host watcher's detector (the
+rule `discover` applies, the same settle times). It ends as soon as completions have settled there, updating
+the asset `openclaw://completions/<host>` (extra: how many, which agents), which starts the host's
+`session_upload_<host>`; with nothing to signal it ends after `$SESSION_UPLOAD_WATCH_MINUTES` (10), and the
+next run takes over. Each completion is signalled once: a watch starts from what the previous one left
+pending (its XCom). Pausing this DAG leaves the host on the cron.
+"""
+
 NEXUS_SESSIONS = Asset("nexus://sessions")
 # What the watcher updates when sessions complete; the DAG is scheduled on it (never on what it emits).
 COMPLETIONS_URI = "openclaw://completions"
 WATCHER_NAME = "openclaw_completions"
+
+
+def completions_uri(host: str | None) -> str:
+    """The asset a DAG's completions arrive on: the watcher's, or a fleet host's own."""
+    return COMPLETIONS_URI if host is None else f"{COMPLETIONS_URI}/{host}"
+
+
+def watch_dag_id(dag_id: str) -> str:
+    return f"{dag_id}__watch"
 
 
 def uploads_alias(dag_id: str) -> AssetAlias:
@@ -181,24 +203,65 @@ def job_result() -> dict[str, Any]:
     return result
 
 
-def schedule_for(settings: Settings, *, watched: bool) -> CronDataIntervalTimetable | AssetOrTimeSchedule:
-    """The hourly cron (its data intervals: backfills keep their meaning), or'ed with the completions asset
-    the watcher updates when ``watched``. Only objects are built here: the watcher runs in the triggerer.
-    Its trigger's kwargs are plain numbers from the settings, the same at every parse, so a re-parse leaves
-    the running trigger (and what it remembers) alone."""
+def schedule_for(
+    settings: Settings, host: str | None = None
+) -> CronDataIntervalTimetable | AssetOrTimeSchedule:
+    """The hourly cron (its data intervals: backfills keep their meaning), or'ed, when ``settings.watch``,
+    with the completions asset: on one host the watcher's, which runs in the triggerer; for a fleet host the
+    asset its watch DAG updates. Only objects are built here. The trigger's kwargs are plain numbers from
+    the settings, the same at every parse, so a re-parse leaves the running trigger (and what it remembers)
+    alone."""
     cron = CronDataIntervalTimetable(settings.schedule, timezone="UTC")
-    if not watched:
+    if not settings.watch:
         return cron
+    if host is not None:
+        return AssetOrTimeSchedule(timetable=cron, assets=Asset(completions_uri(host)))
     trigger = CompletionTrigger(
-        settle_seconds=settings.settle_seconds, db_settle_seconds=settings.db_settle_seconds
+        poll_seconds=settings.watch_poll_seconds,
+        settle_seconds=settings.settle_seconds,
+        db_settle_seconds=settings.db_settle_seconds,
     )
     completions = Asset(COMPLETIONS_URI, watchers=[AssetWatcher(name=WATCHER_NAME, trigger=trigger)])
     return AssetOrTimeSchedule(timetable=cron, assets=completions)
 
 
+def build_watch(dag_id: str, host: str, queue: str) -> DAG:
+    """A fleet host's watch DAG: ``watch`` on the host's queue, again and again (``@continuous``)."""
+    settings = Settings.from_env()
+    signal = AssetAlias(f"{watch_dag_id(dag_id)}__completions")
+
+    # Outlet through an alias: an outlet asset would get an event at every success, a watch that ran out
+    # of time included; the alias carries one only when completions were signalled.
+    @task(task_id=runs.WATCH_TASK, queue=queue, outlets=[signal], multiple_outputs=False)
+    def watch() -> dict[str, Any]:
+        """Poll this host's state dir until completions settle (then signal them) or the watch's time is up;
+        return what is still pending for the next watch."""
+        context = get_current_context()
+        done = runs.watch(context["ti"], settings)
+        if done.signals:
+            context["outlet_events"][signal].add(Asset(completions_uri(host)), extra=done.event())
+        return done.handover()
+
+    @dag(
+        dag_id=watch_dag_id(dag_id),
+        schedule="@continuous",
+        start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+        catchup=False,
+        max_active_runs=1,
+        tags=["openclaw", "watch", VERSION_TAG, f"host:{host}"],
+        doc_md=f"{WATCH_DOC_MD.replace('<host>', host)}\nPackage: `session-upload {__version__}`.\n",
+        # A failed watch is followed by the next continuous run at once: no retries.
+        default_args={"retries": 0},
+    )
+    def session_upload_watch() -> None:
+        watch()
+
+    return session_upload_watch()
+
+
 def build_session_upload(dag_id: str, queue: str | None = None, host: str | None = None) -> DAG:
-    """One session_upload DAG; with a fleet, one per host, its file tasks pinned to the host's queue (a
-    fleet's DAGs run on the cron alone: a watcher cannot be pinned to a host)."""
+    """One session_upload DAG; with a fleet, one per host, its file tasks pinned to the host's queue, run
+    by the host's watch DAG (``build_watch``) or the cron."""
     pin = {"queue": queue} if queue else {}
     settings = Settings.from_env()
 
@@ -220,7 +283,7 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
 
     @dag(
         dag_id=dag_id,
-        schedule=schedule_for(settings, watched=settings.watch and host is None),
+        schedule=schedule_for(settings, host),
         start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
         catchup=False,
         max_active_runs=1,
@@ -289,9 +352,16 @@ def build_session_upload(dag_id: str, queue: str | None = None, host: str | None
 
 
 def build_dags() -> list[DAG]:
-    """Every DAG of this deployment: ``session_upload``, or with ``$SESSION_UPLOAD_FLEET`` one per host.
+    """Every DAG of this deployment: ``session_upload``, or with ``$SESSION_UPLOAD_FLEET`` two per host
+    (``session_upload_<host>`` and, unless ``$SESSION_UPLOAD_WATCH=0``, its ``__watch``).
 
     Call it at the top level of a file in the DAGs folder (``dags/session_upload_dag.py``): Airflow
     registers the DAGs built while it imports that file as that file's DAGs.
     """
-    return [build_session_upload(target.dag_id, target.queue, target.host) for target in fleet()]
+    dags = []
+    watched = Settings.from_env().watch
+    for target in fleet():
+        dags.append(build_session_upload(target.dag_id, target.queue, target.host))
+        if watched and target.host is not None and target.queue is not None:
+            dags.append(build_watch(target.dag_id, target.host, target.queue))
+    return dags

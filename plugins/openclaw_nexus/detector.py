@@ -24,7 +24,7 @@ import bisect
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -185,6 +185,17 @@ class Detector:
     @property
     def agents(self) -> list[str]:
         return list(self._names)
+
+    def signalled(self) -> list[Key]:
+        """Every completion signalled and still pending (as of each agent's latest scan), sorted."""
+        return sorted((key for agent in self._agents.values() for key in agent.signalled), key=_order)
+
+    def remember(self, keys: Iterable[Key]) -> None:
+        """Take completions an earlier detector signalled as signalled here: while they are pending they
+        are not new (a fleet's watch runs one detector per task, and hands what it signalled to the next).
+        Those no longer pending at the first scan count as archived, as if this detector had seen it."""
+        for key in keys:
+            self._agents.setdefault(key[0], _Agent()).signalled.add(key)
 
     def poll(self) -> Poll:
         """Look once; never raises for one agent's sake (its error is logged and in ``Poll.errors``)."""

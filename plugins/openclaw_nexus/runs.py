@@ -12,10 +12,11 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from openclaw_nexus import agent_check, discovery, metrics, result, stores
+from openclaw_nexus import agent_check, discovery, host_watch, metrics, result, stores
 from openclaw_nexus.archive import ArchiveError
 from openclaw_nexus.compat import AirflowFailException
-from openclaw_nexus.config import JSONL_ARCHIVE_COPY, JSONL_ARCHIVE_MOVE, state_dir
+from openclaw_nexus.config import JSONL_ARCHIVE_COPY, JSONL_ARCHIVE_MOVE, Settings, state_dir
+from openclaw_nexus.detector import Detector
 from openclaw_nexus.files import kept_in_place
 
 log = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ FIND_AGENTS_TASK = "find_agents"
 DISCOVER_TASK = "discover"
 UPLOAD_TASK = "deliver.upload"
 ARCHIVE_TASK = "deliver.archive"
+WATCH_TASK = "watch"
 
 
 def find_agents(
@@ -275,3 +277,39 @@ def job_result(ti: Any, *, dry_run: bool) -> dict[str, Any]:
 
 def _stage_error(stage: str, reason: str) -> dict[str, Any]:
     return {"agentId": None, "sessionId": None, "file": None, "stage": stage, "reason": reason}
+
+
+def watch(ti: Any, settings: Settings) -> host_watch.Watched:
+    """A fleet host's watch (``host_watch``) over this worker's state dir, with the DAG's settle times;
+    it starts from what the previous watch handed over (its XCom) and logs what it saw."""
+    previous = ti.xcom_pull(task_ids=WATCH_TASK, include_prior_dates=True)
+    remembered = host_watch.keys_from(previous)
+    detector = Detector(
+        state_dir(), settle_seconds=settings.settle_seconds, db_settle_seconds=settings.db_settle_seconds
+    )
+    log.info(
+        "watching %s: polling every %s s for at most %s min; %d completions signalled before and pending",
+        detector.state_dir,
+        settings.watch_poll_seconds,
+        settings.watch_minutes,
+        len(remembered),
+    )
+    done = host_watch.watch(
+        detector,
+        remembered=remembered,
+        poll_seconds=settings.watch_poll_seconds,
+        max_seconds=settings.watch_minutes * 60.0,
+    )
+    if done.errors:
+        log.error(
+            "scans failed for: %s (the upload DAG's discover reports why)",
+            ", ".join(sorted(set(done.errors))),
+        )
+    if done.signals:
+        metrics.watcher_event()
+        log.info("watch event: %d completions from %s", len(done.signals), ", ".join(done.agents))
+    else:
+        log.info(
+            "nothing completed in %.0f s (%d polls); the next watch takes over", done.seconds, done.polls
+        )
+    return done

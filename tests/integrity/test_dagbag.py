@@ -334,20 +334,43 @@ def test_with_the_watcher_off_the_dag_runs_on_the_plain_cron(monkeypatch):
     assert watchers(dag) == []
 
 
-def test_a_fleet_builds_one_dag_per_host_with_file_tasks_on_its_queue(monkeypatch):
+def test_a_fleet_builds_two_dags_per_host_with_file_tasks_on_its_queue(monkeypatch):
+    """Per host: ``session_upload_<host>``, its file tasks on the host's queue, on the cron or its host's
+    completions asset (no watcher: a watcher cannot be pinned to a host), and its ``__watch`` DAG,
+    continuous, its one task on the host's queue, emitting that asset through an alias of its own."""
     DagBag, _ = airflow_core()
     monkeypatch.setenv("SESSION_UPLOAD_FLEET", '[{"host": "box-1"}, {"host": "box-2", "queue": "q2"}]')
     bag = DagBag(dag_folder=str(ROOT / "dags"))
     assert bag.import_errors == {}
-    assert sorted(bag.dag_ids) == ["session_upload_box-1", "session_upload_box-2"]
+    assert sorted(bag.dag_ids) == [
+        "session_upload_box-1",
+        "session_upload_box-1__watch",
+        "session_upload_box-2",
+        "session_upload_box-2__watch",
+    ]
     file_tasks = {"find_agents", "discover", "deliver.upload", "deliver.archive"}
-    for dag_id, queue in [("session_upload_box-1", "openclaw-box-1"), ("session_upload_box-2", "q2")]:
+    for host, queue in [("box-1", "openclaw-box-1"), ("box-2", "q2")]:
+        dag_id = f"session_upload_{host}"
         dag = bag.dags[dag_id]
         queues = {task.task_id: task.queue for task in dag.tasks}
         assert {queues[t] for t in file_tasks} == {queue}, queues
         assert queues["job_result"] != queue
-        # A watcher cannot be pinned to one host (watcher triggers get no queue): the cron only.
-        assert type(dag.timetable).__name__ == "CronDataIntervalTimetable"
+        assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+        assert type(dag.timetable.timetable).__name__ == "CronDataIntervalTimetable"
+        assert dag.timetable.asset_condition.uri == f"openclaw://completions/{host}"
         assert watchers(dag) == []
         # Its own alias: two DAGs' first events through one shared alias collided on the alias-asset link.
         assert outlet_aliases(dag) == [f"{dag_id}__uploads"]
+
+        watch = bag.dags[f"{dag_id}__watch"]
+        assert watch.max_active_runs == 1 and type(watch.timetable).__name__ == "ContinuousTimetable"
+        assert [(t.task_id, t.queue, t.retries) for t in watch.tasks] == [("watch", queue, 0)]
+        (outlet,) = watch.get_task("watch").outlets
+        assert (type(outlet).__name__, outlet.name) == ("AssetAlias", f"{dag_id}__watch__completions")
+        assert f"host:{host}" in watch.tags and watch.doc_md and "<host>" not in watch.doc_md
+
+
+def test_a_fleet_without_the_watch_has_no_watch_dags_and_runs_on_the_cron(monkeypatch):
+    bag = parse(monkeypatch, SESSION_UPLOAD_FLEET='[{"host": "box-1"}]', SESSION_UPLOAD_WATCH="0")
+    assert bag.dag_ids == ["session_upload_box-1"]
+    assert type(bag.dags["session_upload_box-1"].timetable).__name__ == "CronDataIntervalTimetable"

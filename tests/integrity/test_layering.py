@@ -7,8 +7,9 @@ Imports go down only: ``discovery`` (on ``names``, ``copy_records``) at the bott
 scan), ``sqlite_export`` (a transcript exported to a staging file), ``sqlite_store`` (the store class, on
 ``files`` too); ``stores`` (the dispatcher) on the stores; ``detector`` (Airflow-free: which agents to
 scan when) on ``stores``; ``agent_check`` (Airflow-free: which agents a run scans) on ``detector`` and
-``stores``; ``metrics`` (Airflow's ``Stats``, through ``compat``); ``runs``, ``nexus``, ``watcher`` and
-``dag`` on top. Every import counts: module-level, function-local, under ``if``.
+``stores``; ``host_watch`` (Airflow-free: a fleet host's bounded watch) on ``detector``; ``metrics``
+(Airflow's ``Stats``, through ``compat``); ``runs``, ``nexus``, ``watcher`` and ``dag`` on top.
+Every import counts: module-level, function-local, under ``if``.
 """
 
 from __future__ import annotations
@@ -208,4 +209,14 @@ def test_the_agent_check_sits_on_the_detector_and_the_stores_and_only_runs_impor
     assert importers == {"runs"}, f"agent_check is imported by {sorted(importers)}"
     folder = package_dir()
     for module in sorted({"agent_check"} | reachable(GRAPH, "agent_check")):
+        assert "airflow" not in external_imports(folder / f"{module}.py"), f"{module} imports Airflow"
+
+
+def test_the_host_watch_sits_on_the_detector_and_only_runs_imports_it():
+    assert "detector" in GRAPH["host_watch"]
+    assert "host_watch" in GRAPH["runs"]
+    importers = {module for module, imported in GRAPH.items() if "host_watch" in imported}
+    assert importers == {"runs"}, f"host_watch is imported by {sorted(importers)}"
+    folder = package_dir()
+    for module in sorted({"host_watch"} | reachable(GRAPH, "host_watch")):
         assert "airflow" not in external_imports(folder / f"{module}.py"), f"{module} imports Airflow"
