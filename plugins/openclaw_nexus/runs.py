@@ -282,7 +282,9 @@ def _stage_error(stage: str, reason: str) -> dict[str, Any]:
 def watch(ti: Any, settings: Settings) -> host_watch.Watched:
     """A fleet host's watch (``host_watch``) over this worker's state dir, with the DAG's settle times;
     it starts from what the previous watch handed over (its XCom) and logs what it saw."""
-    previous = ti.xcom_pull(task_ids=WATCH_TASK, include_prior_dates=True)
+    # The latest earlier watch's XCom: one map index (-1) asks for one value, the newest by logical date;
+    # without it Airflow returns every earlier run's value, in no particular order.
+    previous = ti.xcom_pull(task_ids=WATCH_TASK, map_indexes=-1, include_prior_dates=True)
     remembered = host_watch.keys_from(previous)
     detector = Detector(
         state_dir(), settle_seconds=settings.settle_seconds, db_settle_seconds=settings.db_settle_seconds

@@ -8,7 +8,7 @@ shipped, the DAG unpaused on a yearly cron, so every run is one the watcher star
 Nexus by the cron. The scenarios run in file order, each on its own agent of that stack's state dir
 (``crash``, ``paused``, ``ha``): agent databases OpenClaw 2026.9.6's doctor wrote (from the generator's
 JSONL agents), whose live sessions the tests archive the way ``openclaw sessions archive`` does
-(``archived_at``, one write transaction through Node's SQLite: ``test_completions.Writer``). Each counts
+(``archived_at``, one write transaction through Node's SQLite: ``tests.openclaw_writer.Writer``). Each counts
 the runs, events and requests since it began. A database completion needs no settle time, so each
 scenario's wait is Airflow's, not the settle's. They come last on that stack: they kill its triggerer and
 start a second one.
@@ -40,8 +40,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.openclaw_writer import Writer
 from tests.stack.conftest import WatcherStack, epoch
-from tests.stack.test_completions import Writer
 from tools.stacks.airflow_stack import COMPONENTS, AirflowStack
 from tools.standins.nexus import NexusStandin
 

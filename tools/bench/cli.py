@@ -13,6 +13,7 @@
                                                  floor and DAG per run size (watcher attached); the
                                                  time to drain a backlog in runs of each size
     python -m tools.bench latency [--stacks embedded,celery --minutes 15 --idle-minutes 10]
+    python -m tools.bench latency --fleet celery [--minutes 15 --idle-minutes 10]
                                                  completion -> Nexus latency of the real DAG with
                                                  its watcher, per kind, beside today's cron
                                                  (tools/bench/latency.py)
@@ -1185,6 +1186,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--minutes", type=float, default=15, help="`latency`: Poisson completions, minutes")
     parser.add_argument("--idle-minutes", type=float, default=10, help="`latency`: live appends only")
     parser.add_argument(
+        "--fleet",
+        default="",
+        help="`latency`: a two-host fleet, each host on its watch DAG, through this transport (celery)",
+    )
+    parser.add_argument(
         "--check-agents",
         default="",
         help="`agents`: agent counts for the check alone (no Airflow), e.g. 10000",
@@ -1196,7 +1202,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gap", type=float, default=20, help="`agents`: seconds between completions")
     args = parser.parse_args(argv)
     print(f"Machine: {machine()}")
-    if args.what == "latency":
+    if args.what == "latency" and args.fleet:
+        from tools.bench.fleet import bench_fleet
+
+        bench_fleet(args.fleet, args.minutes, args.idle_minutes, table)
+    elif args.what == "latency":
         from tools.bench.latency import bench_latency
 
         bench_latency(args.stacks.split(","), args.minutes, args.idle_minutes, table)
