@@ -102,33 +102,49 @@ class Settings:
 
 
 FLEET_ENV = "SESSION_UPLOAD_FLEET"
+FLEET_EXECUTOR_ENV = "SESSION_UPLOAD_FLEET_EXECUTOR"
 DAG_ID = "session_upload"
 _HOST_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+# An executor's name as Airflow's [core] executor list knows it: a class name or alias, or a dotted path.
+_EXECUTOR_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 @dataclass(frozen=True)
 class Target:
-    """One DAG to build: the default ``session_upload``, or one per host of a fleet."""
+    """One DAG to build: the default ``session_upload``, or one per host of a fleet (``executor``: the
+    executor the host's tasks go through; None: the deployment's default, Celery in a fleet)."""
 
     dag_id: str
     queue: str | None = None
     host: str | None = None
+    executor: str | None = None
 
 
 def fleet() -> list[Target]:
-    """The DAGs to build, from ``$SESSION_UPLOAD_FLEET`` (JSON: ``[{"host": "box-1", "queue": "q"}, ...]``).
+    """The DAGs to build, from ``$SESSION_UPLOAD_FLEET`` (JSON: ``[{"host": "box-1", "queue": "q",
+    "executor": "EdgeExecutor"}, ...]``; ``queue`` and ``executor`` optional).
 
     Unset: one DAG, ``session_upload``, on the default queue. Set: one DAG ``session_upload_<host>`` per
-    host, whose file tasks run on that host's Celery queue (default ``openclaw-<host>``), where a worker
-    started with ``airflow celery worker --queues <queue>`` has the host's ``OPENCLAW_STATE_DIR``.
+    host, whose file tasks run on that host's queue (default ``openclaw-<host>``): a Celery worker started
+    with ``airflow celery worker --queues <queue>``, or, with ``"executor": "EdgeExecutor"`` (or
+    ``$SESSION_UPLOAD_FLEET_EXECUTOR`` for every host without one), an Edge worker started with
+    ``airflow edge worker -q <queue>``; either has the host's ``OPENCLAW_STATE_DIR``.
     """
     raw = os.environ.get(FLEET_ENV, "").strip()
     if not raw:
         return [Target(DAG_ID)]
+    default_executor = os.environ.get(FLEET_EXECUTOR_ENV, "").strip() or None
     targets = []
     for entry in json.loads(raw):
         host = entry["host"]
         if not _HOST_RE.fullmatch(host):
             raise ValueError(f"{FLEET_ENV}: host name {host!r} must match {_HOST_RE.pattern}")
-        targets.append(Target(f"{DAG_ID}_{host}", entry.get("queue") or f"openclaw-{host}", host))
+        executor = entry.get("executor") or default_executor
+        if executor is not None and not (isinstance(executor, str) and _EXECUTOR_RE.fullmatch(executor)):
+            raise ValueError(
+                f"{FLEET_ENV} (or {FLEET_EXECUTOR_ENV}): host {host!r}: executor {executor!r} must be an "
+                "executor's name from [core] executor, e.g. EdgeExecutor"
+            )
+        queue = entry.get("queue") or f"openclaw-{host}"
+        targets.append(Target(f"{DAG_ID}_{host}", queue, host, executor))
     return targets

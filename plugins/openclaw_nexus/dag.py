@@ -225,14 +225,23 @@ def schedule_for(
     return AssetOrTimeSchedule(timetable=cron, assets=completions)
 
 
-def build_watch(dag_id: str, host: str, queue: str) -> DAG:
-    """A fleet host's watch DAG: ``watch`` on the host's queue, again and again (``@continuous``)."""
+def pinned(queue: str | None, executor: str | None) -> dict[str, str]:
+    """The task arguments that send a fleet host's tasks to that host's worker: its queue and, when the host
+    is reached through another executor than the default (``EdgeExecutor``), that executor."""
+    return {
+        **({"queue": queue} if queue else {}),
+        **({"executor": executor} if executor else {}),
+    }
+
+
+def build_watch(dag_id: str, host: str, queue: str, executor: str | None = None) -> DAG:
+    """A fleet host's watch DAG: ``watch`` on the host's worker, again and again (``@continuous``)."""
     settings = Settings.from_env()
     signal = AssetAlias(f"{watch_dag_id(dag_id)}__completions")
 
     # Outlet through an alias: an outlet asset would get an event at every success, a watch that ran out
     # of time included; the alias carries one only when completions were signalled.
-    @task(task_id=runs.WATCH_TASK, queue=queue, outlets=[signal], multiple_outputs=False)
+    @task(task_id=runs.WATCH_TASK, outlets=[signal], multiple_outputs=False, queue=queue, executor=executor)
     def watch() -> dict[str, Any]:
         """Poll this host's state dir until completions settle (then signal them) or the watch's time is up;
         return what is still pending for the next watch."""
@@ -259,10 +268,12 @@ def build_watch(dag_id: str, host: str, queue: str) -> DAG:
     return session_upload_watch()
 
 
-def build_session_upload(dag_id: str, queue: str | None = None, host: str | None = None) -> DAG:
+def build_session_upload(
+    dag_id: str, queue: str | None = None, host: str | None = None, executor: str | None = None
+) -> DAG:
     """One session_upload DAG; with a fleet, one per host, its file tasks pinned to the host's queue, run
     by the host's watch DAG (``build_watch``) or the cron."""
-    pin = {"queue": queue} if queue else {}
+    pin = pinned(queue, executor)
     settings = Settings.from_env()
 
     @task_group
@@ -361,7 +372,7 @@ def build_dags() -> list[DAG]:
     dags = []
     watched = Settings.from_env().watch
     for target in fleet():
-        dags.append(build_session_upload(target.dag_id, target.queue, target.host))
+        dags.append(build_session_upload(target.dag_id, target.queue, target.host, target.executor))
         if watched and target.host is not None and target.queue is not None:
-            dags.append(build_watch(target.dag_id, target.host, target.queue))
+            dags.append(build_watch(target.dag_id, target.host, target.queue, target.executor))
     return dags

@@ -374,3 +374,23 @@ def test_a_fleet_without_the_watch_has_no_watch_dags_and_runs_on_the_cron(monkey
     bag = parse(monkeypatch, SESSION_UPLOAD_FLEET='[{"host": "box-1"}]', SESSION_UPLOAD_WATCH="0")
     assert bag.dag_ids == ["session_upload_box-1"]
     assert type(bag.dags["session_upload_box-1"].timetable).__name__ == "CronDataIntervalTimetable"
+
+
+def test_a_fleet_host_on_the_edge_executor_has_its_file_tasks_and_watch_sent_there(monkeypatch):
+    """``"executor": "EdgeExecutor"``: the host's file tasks and its watch carry that executor and the host's
+    queue (an Edge worker started with ``-q openclaw-<host>`` takes them); select and job_result stay on the
+    default executor; a host without one stays on the default (Celery) too."""
+    bag = parse(
+        monkeypatch,
+        AIRFLOW__CORE__EXECUTOR="LocalExecutor,airflow.providers.edge3.executors.EdgeExecutor",
+        SESSION_UPLOAD_FLEET='[{"host": "edge-1", "executor": "EdgeExecutor"}, {"host": "celery-1"}]',
+    )
+    file_tasks = {"find_agents", "discover", "deliver.upload", "deliver.archive"}
+    edge = bag.dags["session_upload_edge-1"]
+    pins = {t.task_id: (t.executor, t.queue) for t in edge.tasks}
+    assert {pins[t] for t in file_tasks} == {("EdgeExecutor", "openclaw-edge-1")}, pins
+    assert pins["select"][0] is None and pins["job_result"][0] is None
+    (watch,) = bag.dags["session_upload_edge-1__watch"].tasks
+    assert (watch.executor, watch.queue) == ("EdgeExecutor", "openclaw-edge-1")
+    celery = bag.dags["session_upload_celery-1"]
+    assert {t.executor for t in celery.tasks} == {None}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from openclaw_nexus.config import Settings, Target, fleet, state_dir
@@ -85,4 +87,32 @@ def test_a_fleet_is_one_dag_per_host_pinned_to_its_queue(monkeypatch):
 def test_a_fleet_host_name_must_be_plain(monkeypatch):
     monkeypatch.setenv("SESSION_UPLOAD_FLEET", '[{"host": "../etc"}]')
     with pytest.raises(ValueError, match=r"host name '\.\./etc'"):
+        fleet()
+
+
+def test_a_fleet_host_may_name_its_executor_or_take_the_deployments(monkeypatch):
+    monkeypatch.setenv(
+        "SESSION_UPLOAD_FLEET",
+        json.dumps(
+            [
+                {"host": "box-1", "executor": "EdgeExecutor"},
+                {"host": "box-2"},
+                {"host": "box-3", "executor": ""},
+            ]
+        ),
+    )
+    monkeypatch.delenv("SESSION_UPLOAD_FLEET_EXECUTOR", raising=False)
+    assert [t.executor for t in fleet()] == ["EdgeExecutor", None, None]
+    monkeypatch.setenv("SESSION_UPLOAD_FLEET_EXECUTOR", "airflow.providers.edge3.executors.EdgeExecutor")
+    assert [t.executor for t in fleet()] == [
+        "EdgeExecutor",
+        "airflow.providers.edge3.executors.EdgeExecutor",
+        "airflow.providers.edge3.executors.EdgeExecutor",
+    ]
+
+
+@pytest.mark.parametrize("executor", ["Edge Executor", "1Edge", "x;rm", 7, "a..b"])
+def test_an_executor_name_that_is_no_name_is_refused_naming_the_host(monkeypatch, executor):
+    monkeypatch.setenv("SESSION_UPLOAD_FLEET", json.dumps([{"host": "box-1", "executor": executor}]))
+    with pytest.raises(ValueError, match=r"host 'box-1': executor"):
         fleet()
