@@ -48,13 +48,19 @@ def migrated_template(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, d
     return root, made["main"]
 
 
-# Folders whose tests start Airflow stacks or build venvs. Under pytest-xdist (scripts/test.sh runs three
-# workers) they are one unit of work, so one worker runs them one after another in collection order (never
-# two stacks at once; tests/stack's own order and its watcher stack's early stop hold), while the other
-# workers take the rest of the suite test by test. (xdist 3.8's own ``xdist_group`` mark has no effect under
-# pytest 9: its worker hook renames ``item._nodeid``, and pytest 9's ``nodeid`` is read from ``_id``.)
-SERIAL_FOLDERS = ("tests/stack/", "tests/celery/", "tests/adoption/")
-SERIAL_UNIT = "airflow-stacks"
+# Folders whose tests start Airflow stacks: under pytest-xdist (scripts/test.sh runs three workers) they are
+# one unit of work, so one worker runs them one after another in collection order (never two stacks at
+# once; tests/stack's own order and its watcher stack's early stop hold). tests/adoption (venvs of other
+# Airflow releases, ``airflow dags test``, no stack) is a second unit, on another worker, so that the stacks'
+# unit, the longest, does not wait for it; the other workers take the rest of the suite test by test. (xdist
+# 3.8's own ``xdist_group`` mark has no effect under pytest 9: its worker hook renames ``item._nodeid``, and
+# pytest 9's ``nodeid`` is read from ``_id``.)
+UNITS = {
+    "tests/stack/": "airflow-stacks",
+    "tests/celery/": "airflow-stacks",
+    "tests/edge/": "airflow-stacks",
+    "tests/adoption/": "other-airflows",
+}
 
 
 # optionalhook: tests/adoption runs tests/integrity in venvs without pytest-xdist.
@@ -64,7 +70,7 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
 
     class StacksInOneUnit(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return SERIAL_UNIT if nodeid.startswith(SERIAL_FOLDERS) else nodeid
+            return next((unit for folder, unit in UNITS.items() if nodeid.startswith(folder)), nodeid)
 
     return StacksInOneUnit(config, log)
 

@@ -1,0 +1,297 @@
+"""A fleet on Airflow's Edge executor, on one machine: the central site (api-server, scheduler, dag-processor;
+embedded SQLite; executors LocalExecutor then EdgeExecutor, the Edge API on) and two ``airflow edge worker``
+processes, each started as on a host of its own (``tools/stacks/edge_stack.py``: its own AIRFLOW_HOME, a
+metadata database URL that points at nothing, the central site's URLs, the shared signing secret, the host's
+state dir and the Connection). ``SESSION_UPLOAD_FLEET`` names ``"executor": "EdgeExecutor"`` for both
+hosts, so each host's file tasks and its watch go to its own Edge worker (queue ``openclaw-<host>``);
+``select`` and ``job_result`` run on the central site.
+
+First a manual run of each host's upload DAG (upload + archive + JobResult), then each host's watch DAG:
+OpenClaw chatting on both hosts starts no upload run, and a session archived in host a's database (written
+by OpenClaw 2026.9.6's doctor) reaches Nexus through host a's DAGs only. Where each task ran comes from the
+central site's record of Edge jobs (which worker took each one) and the task instances' executor and queue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.celery.support import FILE_TASKS, received, sessions_of, snapshot_tree
+from tests.openclaw_writer import Writer
+from tools.bench.latency import rows
+from tools.demo.sample_state import LiveJsonlAgent, make_state
+from tools.openclaw.fixture import OpenClaw
+from tools.stacks.celery_stack import deployment_env
+from tools.stacks.edge_stack import NO_DATABASE, EdgeStack, EdgeWorker, edge_stack
+from tools.stacks.sandbox import API_KEY, nexus_connection
+from tools.standins.nexus import NexusStandin
+
+HOSTS = {"a": (["main", "alpha"], 2, 11), "b": (["main"], 3, 22)}
+MESSAGES = {"a": "Uploaded 4 sessions across 2 agents", "b": "Uploaded 3 sessions across 1 agent"}
+FLEET = json.dumps([{"host": host, "executor": "EdgeExecutor"} for host in HOSTS])
+DATABASE_BOUND = 120.0  # against gross regressions (one sample); the goal is the benchmark's
+IDLE_SECONDS = 60.0
+APPEND_EVERY = 2.0
+
+
+def dag_id(host: str) -> str:
+    return f"session_upload_{host}"
+
+
+def watch_id(host: str) -> str:
+    return f"session_upload_{host}__watch"
+
+
+def epoch(value: str) -> float:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+@dataclass
+class Host:
+    name: str
+    agents: list[str]
+    state_dir: Path
+    made: dict
+    before: dict[str, dict[str, bytes]]
+    run: dict | None = None
+    task_instances: list[dict] = field(default_factory=list)
+    job_result: dict | None = None
+    after: dict[str, dict[str, bytes]] = field(default_factory=dict)
+
+
+@dataclass
+class EdgeFleet:
+    stack: EdgeStack
+    nexus: NexusStandin
+    hosts: dict[str, Host]
+    received: dict[tuple[str, str], bytes]
+    jobs: list[dict]  # the central site's Edge jobs after the manual runs
+    writer: Writer
+    live_b: LiveJsonlAgent
+    db_main: str
+    stop: threading.Event = field(default_factory=threading.Event)
+    errors: list[str] = field(default_factory=list)
+
+    def live_writes(self) -> None:
+        while not self.stop.wait(APPEND_EVERY):
+            try:
+                self.writer.append_event("db", self.db_main)
+                self.live_b.append("agent:live:main")
+            except Exception as exc:  # reported by the tests, never silently
+                self.errors.append(f"{type(exc).__name__}: {exc}")
+
+    def runs_since(self, dag: str, moment: float) -> list[dict]:
+        return [r for r in self.stack.dag_runs(dag) if r["queued_at"] and epoch(r["queued_at"]) > moment]
+
+    def jobs_of(self, dag: str, run_id: str) -> dict[tuple[str, int], str]:
+        """(task_id, map_index) -> the Edge worker that took the job, from the central site's records."""
+        found = self.stack.api("GET", f"/edge_worker/ui/jobs?dag_id_pattern={dag}").json()["jobs"]
+        return {(j["task_id"], j["map_index"]): j["edge_worker"] for j in found if j["run_id"] == run_id}
+
+
+@pytest.fixture(scope="module")
+def edge_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeFleet]:
+    root = tmp_path_factory.mktemp("edge-fleet")
+    hosts: dict[str, Host] = {}
+    for name, (agents, completed, seed) in HOSTS.items():
+        state_dir = root / f"host-{name}" / "openclaw"
+        made = make_state(state_dir, agents, completed=completed, seed=seed)
+        before = {agent: snapshot_tree(sessions_of(state_dir, agent)) for agent in agents}
+        hosts[name] = Host(name, agents, state_dir, made, before)
+    # Host a also has agent db: a database OpenClaw's doctor wrote (two live sessions, nothing completed).
+    scratch = root / "db-agent"
+    make_state(scratch, ["db"], completed=0, seed=44)
+    OpenClaw.installed().run(
+        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=scratch
+    )
+    os.rename(scratch / "agents" / "db", hosts["a"].state_dir / "agents" / "db")
+    live_b = LiveJsonlAgent(sessions_of(hosts["b"].state_dir, "live"))
+    live_b.sessions.mkdir(parents=True)
+    live_b.start("agent:live:main")
+    writer = Writer(hosts["a"].state_dir)
+    (db_main,) = writer.query(
+        "db", "SELECT current_session_id FROM session_nodes WHERE session_key = ?", ("agent:db:main",)
+    )[0]
+    started = time.monotonic()
+    with NexusStandin(api_key=API_KEY, record_dir=root / "nexus") as nexus:
+        workers = {
+            f"edge-{name}": EdgeWorker(
+                queue=f"openclaw-{name}",
+                hostname=f"host-{name}",
+                env={
+                    "OPENCLAW_STATE_DIR": str(host.state_dir),
+                    "AIRFLOW_CONN_NEXUS_DEFAULT": nexus_connection(nexus.url, API_KEY),
+                },
+            )
+            for name, host in hosts.items()
+        }
+        stack = edge_stack(
+            root / "airflow",
+            deployment_env(SESSION_UPLOAD_FLEET=FLEET, SESSION_UPLOAD_WATCH_MINUTES="1"),
+            workers,
+            ready_dag_id=dag_id("b"),
+        )
+        with stack:
+            stack.wait_for(
+                "both Edge workers online",
+                lambda: (
+                    set(stack.edge_worker_states()) == {"host-a", "host-b"}
+                    and "starting" not in stack.edge_worker_states().values()
+                ),
+                120,
+            )
+            up = time.monotonic() - started
+            for name in hosts:
+                stack.wait_until_ready(60, dag_id(name))
+                stack.set_paused(False, dag_id(name))
+            run_ids = {name: stack.trigger(dag_id=dag_id(name)) for name in hosts}
+            for name, host in hosts.items():
+                host.run = stack.wait_for_run(run_ids[name], dag_id(name), timeout=360)
+                host.task_instances = stack.task_instances(run_ids[name], dag_id(name))
+                host.job_result = stack.xcom(run_ids[name], "job_result", dag_id=dag_id(name))
+                host.after = {a: snapshot_tree(sessions_of(host.state_dir, a)) for a in host.agents}
+            got = received(nexus)
+            jobs = stack.api("GET", "/edge_worker/ui/jobs").json()["jobs"]
+            print(
+                f"\nEdge fleet: stack and workers up {up:.0f}s,"
+                f" both runs {time.monotonic() - started - up:.0f}s"
+            )
+            state = EdgeFleet(stack, nexus, hosts, got, jobs, writer, live_b, db_main)
+            thread = threading.Thread(target=state.live_writes, daemon=True)
+            thread.start()
+            try:
+                yield state
+            finally:
+                state.stop.set()
+                thread.join(30)
+
+
+def test_each_hosts_run_is_green_with_its_jobresult(edge_fleet):
+    for host in edge_fleet.hosts.values():
+        assert host.run["state"] == "success", edge_fleet.stack.tail("scheduler")
+        assert {ti["state"] for ti in host.task_instances} == {"success"}
+        assert host.job_result["success"] is True and host.job_result["errors"] == []
+        assert host.job_result["message"] == MESSAGES[host.name]
+        assert host.job_result["itemsProcessed"] == sum(len(host.made[a]["completed"]) for a in host.agents)
+
+
+def test_file_tasks_ran_on_their_hosts_edge_worker_and_the_rest_centrally(edge_fleet):
+    """The task instances' executor and queue, and which Edge worker took each job (the central site's
+    record): every file task of host <h> on EdgeExecutor, queue openclaw-<h>, worker host-<h>; select and
+    job_result on the local executor, never an Edge job."""
+    for name, host in edge_fleet.hosts.items():
+        run_id = host.run["dag_run_id"]
+        took = {
+            (j["task_id"], j["map_index"]): j["edge_worker"]
+            for j in edge_fleet.jobs
+            if j["dag_id"] == dag_id(name) and j["run_id"] == run_id
+        }
+        for ti in host.task_instances:
+            key = (ti["task_id"], ti["map_index"])
+            if ti["task_id"] in FILE_TASKS:
+                assert (ti["executor"], ti["queue"]) == ("EdgeExecutor", f"openclaw-{name}"), ti
+                assert took.get(key) == f"host-{name}", (key, took)
+            else:
+                assert ti["executor"] in (None, "LocalExecutor"), ti
+                assert key not in took
+
+
+def test_each_hosts_sessions_reached_nexus_and_were_archived_in_its_own_state_dir(edge_fleet):
+    expected: dict[tuple[str, str], bytes] = {}
+    for host in edge_fleet.hosts.values():
+        for agent in host.agents:
+            for item in host.made[agent]["completed"]:
+                expected[(agent, item["sessionId"])] = host.before[agent][item["file"]]
+                assert item["file"] not in host.after[agent]
+                assert (
+                    host.after[agent][f"archive/{item['sessionId']}.jsonl"]
+                    == host.before[agent][item["file"]]
+                )
+            for untouched in host.made[agent]["active"] + host.made[agent]["untouchable"]:
+                assert host.after[agent][untouched] == host.before[agent][untouched]
+    assert edge_fleet.received == expected
+
+
+def test_edge_workers_run_without_a_metadata_database(edge_fleet):
+    """Each Edge worker's database URL points at a closed port (everything above ran without one), and its
+    own home holds no database file."""
+    stack = edge_fleet.stack
+    for name in stack.edge_workers:
+        assert stack.worker_env(name)["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] == NO_DATABASE
+        assert not list(stack.worker_home(name).rglob("*.db")), name
+
+
+def test_live_appends_start_no_upload_run_and_a_database_completion_goes_through_its_hosts_watch(edge_fleet):
+    """Both watch DAGs unpaused: IDLE_SECONDS of OpenClaw chatting on both hosts start no upload run; then a
+    session archived in host a's database reaches Nexus within DATABASE_BOUND (printed) through one
+    asset-triggered run of session_upload_a, its watch and upload done by host a's Edge worker; host b runs
+    nothing."""
+    stack = edge_fleet.stack
+    for name in HOSTS:
+        stack.set_paused(False, watch_id(name))
+    for name in HOSTS:
+        stack.wait_for(
+            f"{watch_id(name)} to run",
+            lambda name=name: any(r["state"] == "running" for r in stack.dag_runs(watch_id(name))),
+            180,
+        )
+    since = time.time()
+    time.sleep(IDLE_SECONDS)
+    assert edge_fleet.errors == []
+    for name in HOSTS:
+        assert edge_fleet.runs_since(dag_id(name), since) == [], f"an upload run started on host {name}"
+
+    since = time.time()
+    key = "agent:db:telegram:direct:42"
+    (sid,) = edge_fleet.writer.query(
+        "db", "SELECT current_session_id FROM session_nodes WHERE session_key = ?", (key,)
+    )[0]
+    committed = edge_fleet.writer.archive_node("db", key) / 1000
+    expected = rows(
+        edge_fleet.hosts["a"].state_dir / "agents" / "db" / "agent" / "openclaw-agent.sqlite", sid
+    )
+
+    def accepted() -> float | None:
+        for record in edge_fleet.nexus.requests():
+            if (record["agentId"], record["sessionId"], record["status"]) == ("db", sid, 201):
+                return record["receivedAt"]
+        return None
+
+    got = stack.wait_for("the archived session at Nexus", accepted, DATABASE_BOUND + 60)
+    print(f"\nfleet (Edge), host a: database completion (archived_at) -> Nexus: {got - committed:.1f}s")
+    assert got - committed <= DATABASE_BOUND
+    stack.wait_for(
+        "session_upload_a to be idle",
+        lambda: all(r["state"] in ("success", "failed") for r in stack.dag_runs(dag_id("a"))),
+        240,
+    )
+    (run,) = edge_fleet.runs_since(dag_id("a"), since)
+    assert (run["run_type"], run["state"], run["note"]) == (
+        "asset_triggered",
+        "success",
+        "Uploaded 1 session across 1 agent",
+    )
+    assert edge_fleet.runs_since(dag_id("b"), since) == []
+    path = f"/api/v2/dags/{dag_id('a')}/dagRuns/{run['dag_run_id']}/upstreamAssetEvents"
+    (event,) = stack.api("GET", path).json()["asset_events"]
+    assert (event["uri"], event["source_dag_id"]) == ("openclaw://completions/a", watch_id("a"))
+    took = edge_fleet.jobs_of(dag_id("a"), run["dag_run_id"])
+    assert took[("deliver.upload", 0)] == "host-a" and set(took.values()) == {"host-a"}, took
+    assert edge_fleet.jobs_of(watch_id("a"), event["source_run_id"]) == {("watch", -1): "host-a"}
+    (record,) = [r for r in edge_fleet.nexus.requests() if r["sessionId"] == sid]
+    assert json.loads(edge_fleet.nexus.body(record["n"]))["transcript"].encode() == expected
+    received(edge_fleet.nexus)  # every accepted upload once
+
+
+def test_the_api_key_is_nowhere(edge_fleet):
+    outputs = [json.dumps([(h.run, h.task_instances, h.job_result) for h in edge_fleet.hosts.values()])]
+    assert edge_fleet.stack.leaks(API_KEY, *outputs) == []
