@@ -20,13 +20,14 @@ appends only: upload runs started (want 0), watch runs per host, worker slots th
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import tempfile
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -56,7 +57,8 @@ from tools.stacks.celery_stack import (
     worker_command,
     worker_env,
 )
-from tools.stacks.sandbox import API_KEY
+from tools.stacks.edge_stack import EdgeWorker, edge_stack
+from tools.stacks.sandbox import API_KEY, nexus_connection
 from tools.standins.nexus import NexusStandin
 
 HOSTS = ("a", "b")
@@ -150,8 +152,8 @@ def _rss_mib(pid: int) -> float:
 
 
 def run_fleet(transport: str, minutes: float, idle_minutes: float, seed: int, root: Path) -> FleetResult:
-    if transport != "celery":
-        raise SystemExit(f"latency --fleet {transport}: only the Celery transport is built so far")
+    if transport not in ("celery", "edge"):
+        raise SystemExit(f"latency --fleet {transport}: celery or edge")
     rng = random.Random(seed)
     oc = OpenClaw.installed()
     started = time.monotonic()
@@ -204,80 +206,59 @@ def run_fleet(transport: str, minutes: float, idle_minutes: float, seed: int, ro
 
     thread = threading.Thread(target=live, daemon=True)
     thread.start()
-    ensure_services()
-    fleet = json.dumps([{"host": name} for name in HOSTS])
-    unpaused = {"AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False"}
-    env = {**deployment_env(SESSION_UPLOAD_FLEET=fleet), **unpaused}
-    env["SESSION_UPLOAD_SCHEDULE"] = "0 * * * *"  # as shipped: hourly
     completions: list[Completion] = []
     try:
         with (
             NexusStandin(api_key=API_KEY, record_dir=root / "nexus") as nexus,
-            postgres_database("session_upload_fleet_bench") as database,
+            _fleet_stack(transport, root, hosts, nexus.url) as stack,
         ):
-            workers = {
-                f"worker-{name}": (
-                    worker_command([f"openclaw-{name}"], f"worker-{name}"),
-                    worker_env(host.state, nexus.url, API_KEY),
-                )
-                for name, host in hosts.items()
+            for name in HOSTS:
+                stack.wait_for(f"{watch_id(name)} to watch", partial(_watching, stack, name), 240)
+            log(f"fleet: stack up and both hosts watching ({time.monotonic() - started:.0f} s)")
+            slots: Counter = Counter()
+            t1 = time.time()
+            offsets = []
+            t = rng.expovariate(RATE_PER_MINUTE / 60)
+            while t < minutes * 60:
+                offsets.append(t)
+                t += rng.expovariate(RATE_PER_MINUTE / 60)
+            for offset in offsets:
+                while (delay := t1 + offset - time.time()) > 0:
+                    time.sleep(min(delay, 5))
+                host = hosts[rng.choice(HOSTS)]
+                try:
+                    if rng.random() < FILE_SHARE or not host.archivable:
+                        completions.append(_file(host))
+                    else:
+                        completions.append(_archive(writer, host, rng))
+                except Exception as exc:
+                    errors.append(f"completion: {type(exc).__name__}: {exc}")
+                _count_slots(stack, slots)
+            log(f"fleet: {len(completions)} completions in {(time.time() - t1) / 60:.1f} min; waiting")
+            _wait_all(nexus, completions, 300)
+            stack.wait_for(
+                "no upload run queued or running",
+                lambda: all(
+                    r["state"] in ("success", "failed")
+                    for name in HOSTS
+                    for r in stack.dag_runs(dag_id(name))
+                ),
+                600,
+            )
+            t2 = time.time()
+            log(f"fleet: idle {idle_minutes} min of live appends")
+            deadline = time.monotonic() + idle_minutes * 60
+            while time.monotonic() < deadline:
+                _count_slots(stack, slots)
+                time.sleep(min(20, max(0.0, deadline - time.monotonic())))
+            idle_uploads = {name: _queued_since(stack, dag_id(name), t2) for name in HOSTS}
+            idle_watches = {name: _queued_since(stack, watch_id(name), t2) for name in HOSTS}
+            rss = {
+                name: _rss_mib(stack.processes[name].pid)
+                for name in stack.processes
+                if name.startswith("worker")
             }
-            workers["worker-default"] = (worker_command(["default"], "worker-default"), {})
-            with celery_stack(
-                root / "airflow",
-                env,
-                database,
-                workers=workers,
-                ready_dag_id=dag_id("b"),
-                AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
-            ) as stack:
-                for name in HOSTS:
-                    stack.wait_for(f"{watch_id(name)} to watch", partial(_watching, stack, name), 240)
-                log(f"fleet: stack up and both hosts watching ({time.monotonic() - started:.0f} s)")
-                slots: Counter = Counter()
-                t1 = time.time()
-                offsets = []
-                t = rng.expovariate(RATE_PER_MINUTE / 60)
-                while t < minutes * 60:
-                    offsets.append(t)
-                    t += rng.expovariate(RATE_PER_MINUTE / 60)
-                for offset in offsets:
-                    while (delay := t1 + offset - time.time()) > 0:
-                        time.sleep(min(delay, 5))
-                    host = hosts[rng.choice(HOSTS)]
-                    try:
-                        if rng.random() < FILE_SHARE or not host.archivable:
-                            completions.append(_file(host))
-                        else:
-                            completions.append(_archive(writer, host, rng))
-                    except Exception as exc:
-                        errors.append(f"completion: {type(exc).__name__}: {exc}")
-                    _count_slots(stack, slots)
-                log(f"fleet: {len(completions)} completions in {(time.time() - t1) / 60:.1f} min; waiting")
-                _wait_all(nexus, completions, 300)
-                stack.wait_for(
-                    "no upload run queued or running",
-                    lambda: all(
-                        r["state"] in ("success", "failed")
-                        for name in HOSTS
-                        for r in stack.dag_runs(dag_id(name))
-                    ),
-                    600,
-                )
-                t2 = time.time()
-                log(f"fleet: idle {idle_minutes} min of live appends")
-                deadline = time.monotonic() + idle_minutes * 60
-                while time.monotonic() < deadline:
-                    _count_slots(stack, slots)
-                    time.sleep(min(20, max(0.0, deadline - time.monotonic())))
-                idle_uploads = {name: _queued_since(stack, dag_id(name), t2) for name in HOSTS}
-                idle_watches = {name: _queued_since(stack, watch_id(name), t2) for name in HOSTS}
-                rss = {
-                    name: _rss_mib(stack.processes[name].pid)
-                    for name in stack.processes
-                    if name.startswith("worker")
-                }
-                load = loadavg()
+            load = loadavg()
     finally:
         stop.set()
         thread.join(30)
@@ -293,6 +274,56 @@ def run_fleet(transport: str, minutes: float, idle_minutes: float, seed: int, ro
         load,
         errors,
     )
+
+
+@contextlib.contextmanager
+def _fleet_stack(
+    transport: str, root: Path, hosts: dict[str, Host], nexus_url: str
+) -> Iterator[AirflowStack]:
+    """The fleet's Airflow, every DAG unpaused at its first parse, the cron hourly as shipped: Celery
+    (PostgreSQL + Redis, a worker per host plus a default-queue one) or Edge (the central site on the
+    embedded default, an Edge worker per host with no metadata DB)."""
+    edge = transport == "edge"
+    fleet = json.dumps([{"host": name, **({"executor": "EdgeExecutor"} if edge else {})} for name in HOSTS])
+    deployment = {
+        **deployment_env(SESSION_UPLOAD_FLEET=fleet),
+        "SESSION_UPLOAD_SCHEDULE": "0 * * * *",  # as shipped: hourly
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    }
+    if edge:
+        workers = {
+            f"worker-{name}": EdgeWorker(
+                queue=f"openclaw-{name}",
+                hostname=f"host-{name}",
+                env={
+                    "OPENCLAW_STATE_DIR": str(host.state),
+                    "AIRFLOW_CONN_NEXUS_DEFAULT": nexus_connection(nexus_url, API_KEY),
+                },
+            )
+            for name, host in hosts.items()
+        }
+        with edge_stack(root / "airflow", deployment, workers, ready_dag_id=dag_id("b")) as stack:
+            yield stack
+        return
+    ensure_services()
+    with postgres_database("session_upload_fleet_bench") as database:
+        celery_workers = {
+            f"worker-{name}": (
+                worker_command([f"openclaw-{name}"], f"worker-{name}"),
+                worker_env(host.state, nexus_url, API_KEY),
+            )
+            for name, host in hosts.items()
+        }
+        celery_workers["worker-default"] = (worker_command(["default"], "worker-default"), {})
+        with celery_stack(
+            root / "airflow",
+            deployment,
+            database,
+            workers=celery_workers,
+            ready_dag_id=dag_id("b"),
+            AIRFLOW__CELERY__WORKER_CONCURRENCY="2",
+        ) as stack:
+            yield stack
 
 
 def _watching(stack: AirflowStack, host: str) -> bool:
