@@ -31,7 +31,7 @@ from tools.bench.latency import rows
 from tools.demo.sample_state import LiveJsonlAgent, make_state
 from tools.openclaw.fixture import OpenClaw
 from tools.stacks.celery_stack import deployment_env
-from tools.stacks.edge_stack import NO_DATABASE, EdgeStack, EdgeWorker, edge_stack
+from tools.stacks.edge_stack import NO_DATABASE, EdgeStack, EdgeWorker, edge_stack, forged_admin_token
 from tools.stacks.sandbox import API_KEY, nexus_connection
 from tools.standins.nexus import NexusStandin
 
@@ -295,3 +295,19 @@ def test_live_appends_start_no_upload_run_and_a_database_completion_goes_through
 def test_the_api_key_is_nowhere(edge_fleet):
     outputs = [json.dumps([(h.run, h.task_instances, h.job_result) for h in edge_fleet.hosts.values()])]
     assert edge_fleet.stack.leaks(API_KEY, *outputs) == []
+
+
+def test_the_rest_api_refuses_an_admin_token_minted_with_the_edge_hosts_secret(edge_fleet):
+    """The central site signs Airflow's own tokens with its private key (``[api_auth] jwt_private_key_path``),
+    so the shared secret the Edge workers hold signs Edge API requests only: an admin token minted with it is
+    refused by the REST API (without the key, the same token was accepted: 200, README), while the workers
+    above ran every task."""
+    stack = edge_fleet.stack
+    assert stack.settings["AIRFLOW__API_AUTH__JWT_PRIVATE_KEY_PATH"]
+    forged = forged_admin_token(stack.jwt_secret, stack.username)
+    response = stack._http.get(
+        f"{stack.url}/api/v2/dags", headers={"Authorization": f"Bearer {forged}"}, timeout=30
+    )
+    assert response.status_code in (401, 403), response.text[:300]
+    assert stack.api("GET", "/api/v2/dags", check=False).status_code == 200, "the user's own token works"
+    assert "JWT_PRIVATE_KEY_PATH" not in " ".join(stack.worker_env("edge-a")), "edge hosts never hold the key"

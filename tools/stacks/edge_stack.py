@@ -36,9 +36,13 @@ EDGE_EXECUTOR = "airflow.providers.edge3.executors.EdgeExecutor"
 NO_DATABASE = "postgresql+psycopg2://nobody@127.0.0.1:9/no_metadata_db_on_edge_hosts"
 
 
-def edge_settings(jwt_secret: str) -> dict[str, str]:
+def edge_settings(jwt_secret: str, private_key: Path | None = None) -> dict[str, str]:
     """The central site: the embedded default, the Edge executor after the local one, the Edge API on, the
-    secret edge workers sign with; Edge workers poll for jobs every 2 s and heartbeat every 10 s."""
+    secret edge workers sign with; Edge workers poll for jobs every 2 s and heartbeat every 10 s.
+
+    ``private_key``: Airflow's own tokens (the REST API's and the tasks' Execution API tokens) are signed
+    with this key instead of the shared secret, which then serves the Edge API alone: a token an edge host
+    can mint with the secret is refused by the REST API (tests/edge checks both)."""
     return {
         **EMBEDDED_SQLITE,
         "AIRFLOW__CORE__EXECUTOR": f"LocalExecutor,{EDGE_EXECUTOR}",
@@ -46,7 +50,33 @@ def edge_settings(jwt_secret: str) -> dict[str, str]:
         "AIRFLOW__API_AUTH__JWT_SECRET": jwt_secret,
         "AIRFLOW__EDGE__JOB_POLL_INTERVAL": "2",
         "AIRFLOW__EDGE__HEARTBEAT_INTERVAL": "10",
+        **({"AIRFLOW__API_AUTH__JWT_PRIVATE_KEY_PATH": str(private_key)} if private_key else {}),
     }
+
+
+def write_private_key(path: Path) -> Path:
+    """A new Ed25519 key, PEM, readable by its owner only: what ``[api_auth] jwt_private_key_path`` reads."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    pem = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_bytes(pem)
+    return path
+
+
+def forged_admin_token(jwt_secret: str, username: str = "admin") -> str:
+    """What anyone holding an edge host's secret can mint: an admin's REST API token (SimpleAuthManager's
+    claims and audience) signed with the shared secret, as Airflow signs its own without a private key."""
+    from airflow.api_fastapi.auth.tokens import JWTGenerator
+
+    generator = JWTGenerator(
+        secret_key=jwt_secret, valid_for=300, audience="apache-airflow", algorithm="HS512"
+    )
+    return generator.generate({"sub": username, "role": "admin", "teams": []})
 
 
 @dataclass(frozen=True)
@@ -68,9 +98,11 @@ class EdgeStack(AirflowStack):
     deployment: Mapping[str, str] = field(default_factory=dict)
     jwt_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     ready_dag_id: str = DAG_ID
+    private_key: bool = True  # Airflow's own tokens signed with a key of the central site's (edge_settings)
 
     def __post_init__(self) -> None:
-        self.settings = {**self.settings, **edge_settings(self.jwt_secret)}
+        key = write_private_key(self.home / "jwt-private-key.pem") if self.private_key else None
+        self.settings = {**self.settings, **edge_settings(self.jwt_secret, key)}
         self.env = {**self.deployment, **self.env}
 
     def worker_home(self, name: str) -> Path:
@@ -168,6 +200,7 @@ def edge_stack(
     workers: Mapping[str, EdgeWorker],
     ready_dag_id: str = DAG_ID,
     env: Mapping[str, str] | None = None,
+    private_key: bool = True,
 ) -> EdgeStack:
     """The central site (api-server, scheduler, dag-processor: no triggerer, a fleet has no watcher) and
     one Edge worker per entry of ``workers``."""
@@ -179,4 +212,5 @@ def edge_stack(
         edge_workers=dict(workers),
         deployment=dict(deployment),
         ready_dag_id=ready_dag_id,
+        private_key=private_key,
     )
