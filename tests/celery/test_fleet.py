@@ -22,11 +22,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -36,13 +34,23 @@ from tests.celery.support import (
     FILE_TASKS,
     executed,
     received,
-    sessions_of,
-    snapshot_tree,
 )
-from tests.openclaw_writer import Writer
+from tests.fleet_support import (
+    HOSTS,
+    MESSAGES,
+    Chatting,
+    Host,
+    accepted_at,
+    add_database_agents,
+    archive_telegram,
+    dag_id,
+    epoch,
+    make_hosts,
+    start_chatting,
+    watch_id,
+)
+from tests.openclaw_writer import database
 from tools.bench.latency import rows
-from tools.demo.sample_state import LiveJsonlAgent, make_state
-from tools.openclaw.fixture import OpenClaw
 from tools.stacks.celery_stack import (
     CeleryStack,
     celery_stack,
@@ -54,45 +62,12 @@ from tools.stacks.celery_stack import (
 from tools.stacks.sandbox import API_KEY
 from tools.standins.nexus import NexusStandin
 
-# host -> (agents, completed sessions per agent, seed): both hosts have an agent "main".
-HOSTS = {"a": (["main", "alpha"], 2, 11), "b": (["main"], 3, 22)}
-MESSAGES = {"a": "Uploaded 4 sessions across 2 agents", "b": "Uploaded 3 sessions across 1 agent"}
 FLEET = json.dumps([{"host": host} for host in HOSTS])
 # Bounds asserted against gross regressions only (one sample on a shared machine); the fleet's latency goal
 # (p95 <= 60 s for database completions) is the benchmark's.
 DATABASE_BOUND = 120.0
 IDLE_SECONDS = 60.0
-APPEND_EVERY = 2.0
 DB_AGENTS = ["db", "db2", "db3"]  # host a's database agents: one completion scenario each
-
-
-def dag_id(host: str) -> str:
-    return f"session_upload_{host}"
-
-
-def watch_id(host: str) -> str:
-    return f"session_upload_{host}__watch"
-
-
-@dataclass
-class Host:
-    name: str
-    agents: list[str]
-    state_dir: Path
-    made: dict
-    before: dict[str, dict[str, bytes]]
-    after: dict[str, dict[str, bytes]] | None = None
-    run: dict | None = None
-    task_instances: list[dict] | None = None
-    job_result: dict | None = None
-
-    def expected(self) -> dict[tuple[str, str], bytes]:
-        """(agentId, sessionId) -> transcript bytes of every completed session on this host."""
-        return {
-            (agent, item["sessionId"]): self.before[agent][item["file"]]
-            for agent in self.agents
-            for item in self.made[agent]["completed"]
-        }
 
 
 @dataclass
@@ -112,12 +87,7 @@ class Fleet:
 def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     """The stack, once both hosts' manual runs are done; it stays up for the watch tests."""
     root = tmp_path_factory.mktemp("celery-fleet")
-    hosts: dict[str, Host] = {}
-    for name, (agents, completed, seed) in HOSTS.items():
-        state_dir = root / f"host-{name}" / "openclaw"
-        made = make_state(state_dir, agents, completed=completed, seed=seed)
-        before = {agent: snapshot_tree(sessions_of(state_dir, agent)) for agent in agents}
-        hosts[name] = Host(name, agents, state_dir, made, before)
+    hosts = make_hosts(root)
     nowhere = root / "no-state-dir-here"  # worker-default's state dir: must never be created
     started = time.monotonic()
     with (
@@ -160,9 +130,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
             ran = time.monotonic() - started - up
             got = received(nexus)
             for host in hosts.values():
-                host.after = {
-                    agent: snapshot_tree(sessions_of(host.state_dir, agent)) for agent in host.agents
-                }
+                host.snapshot_after()
             agent_dirs = {
                 name: {p.name for p in (host.state_dir / "agents").iterdir() if p.is_dir()}
                 for name, host in hosts.items()
@@ -283,37 +251,24 @@ def test_each_hosts_sessions_archived_in_its_own_state_dir_only(fleet):
 @dataclass
 class Watching:
     fleet: Fleet
-    writer: Writer
-    live_b: LiveJsonlAgent
-    db_main: str  # host a's live database session, appended to all along
-    stop: threading.Event = field(default_factory=threading.Event)
-    errors: list[str] = field(default_factory=list)
+    chatting: Chatting
     unpaused: float = 0.0
 
     @property
     def stack(self) -> CeleryStack:
         return self.fleet.stack
 
-    def live_writes(self) -> None:
-        """OpenClaw chatting on both hosts: a turn in host a's database session and in host b's JSONL
-        session every APPEND_EVERY seconds, until the module ends."""
-        while not self.stop.wait(APPEND_EVERY):
-            try:
-                self.writer.append_event("db", self.db_main)
-                self.live_b.append("agent:live:main")
-            except Exception as exc:  # reported by the tests, never silently
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+    @property
+    def errors(self) -> list[str]:
+        return self.chatting.errors
 
     def runs_since(self, host: str, moment: float, dag: str | None = None) -> list[dict]:
         """Runs of the host's upload DAG (or ``dag``) queued after ``moment`` (epoch s)."""
         runs = self.stack.dag_runs(dag or dag_id(host))
-        return [r for r in runs if r["queued_at"] and iso_epoch(r["queued_at"]) > moment]
+        return [r for r in runs if r["queued_at"] and epoch(r["queued_at"]) > moment]
 
     def accepted_at(self, agent: str, session_id: str) -> float | None:
-        for record in self.fleet.nexus.requests():
-            if (record["agentId"], record["sessionId"], record["status"]) == (agent, session_id, 201):
-                return record["receivedAt"]
-        return None
+        return accepted_at(self.fleet.nexus, agent, session_id)
 
     def idle(self, host: str, timeout: float = 240) -> list[dict]:
         """Wait until no run of the host's upload DAG is queued or running; its runs."""
@@ -325,43 +280,18 @@ class Watching:
         return self.stack.wait_for(f"{dag_id(host)} to be idle", settled, timeout)
 
     def complete(self, agent: str) -> tuple[str, float]:
-        """Archive the agent's (host a's) telegram session in its database as ``openclaw sessions archive``
-        does; the session's id and the commit time (epoch s)."""
-        key = f"agent:{agent}:telegram:direct:42"
-        (sid,) = self.writer.query(
-            agent, "SELECT current_session_id FROM session_nodes WHERE session_key = ?", (key,)
-        )[0]
-        return sid, self.writer.archive_node(agent, key) / 1000
-
-
-def iso_epoch(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+        return archive_telegram(self.chatting.writer, agent)
 
 
 @pytest.fixture(scope="module")
 def watching(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watching]:
-    """Host a gains agents ``db``, ``db2`` and ``db3`` (databases OpenClaw 2026.9.6's doctor wrote: two live
-    sessions each, nothing completed; one scenario each), host b a JSONL-era agent ``live`` with one live
-    session; ``db``'s main session and ``live``'s are appended to from now on. Then both watch DAGs are
-    unpaused and each host's first watch is running."""
-    scratch = tmp_path_factory.mktemp("db-agent")
-    make_state(scratch, DB_AGENTS, completed=0, seed=33)
-    OpenClaw.installed().run(
-        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=scratch
-    )
-    host_a, host_b = fleet.hosts["a"], fleet.hosts["b"]
-    for agent in DB_AGENTS:
-        os.rename(scratch / "agents" / agent, host_a.state_dir / "agents" / agent)
-    live_b = LiveJsonlAgent(sessions_of(host_b.state_dir, "live"))
-    live_b.sessions.mkdir(parents=True)
-    live_b.start("agent:live:main")
-    writer = Writer(host_a.state_dir)
-    (db_main,) = writer.query(
-        "db", "SELECT current_session_id FROM session_nodes WHERE session_key = ?", ("agent:db:main",)
-    )[0]
-    state = Watching(fleet, writer, live_b, db_main)
-    thread = threading.Thread(target=state.live_writes, daemon=True)
-    thread.start()
+    """Host a gains agents ``db``, ``db2`` and ``db3`` (databases OpenClaw 2026.9.6's doctor wrote; one
+    completion scenario each), host b a JSONL-era agent ``live``; OpenClaw chats on both from now on
+    (``db``'s main session, ``live``'s). Then both watch DAGs are unpaused and each host's first watch is
+    running."""
+    add_database_agents(fleet.hosts["a"], DB_AGENTS, tmp_path_factory.mktemp("db-agents"), seed=33)
+    chatting = start_chatting(fleet.hosts["a"], fleet.hosts["b"], "db")
+    state = Watching(fleet, chatting)
     try:
         state.unpaused = time.time()
         for host in HOSTS:
@@ -374,8 +304,7 @@ def watching(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             )
         yield state
     finally:
-        state.stop.set()
-        thread.join(30)
+        chatting.stop()
 
 
 def test_live_appends_on_both_hosts_start_no_upload_run(watching):
@@ -400,7 +329,7 @@ def test_a_database_completion_on_one_host_reaches_nexus_through_its_watch(watch
     stack = watching.stack
     since = time.time()
     sid, committed = watching.complete("db")
-    expected = rows(watching.writer.state_dir / "agents" / "db" / "agent" / "openclaw-agent.sqlite", sid)
+    expected = rows(database(watching.chatting.writer.state_dir, "db"), sid)
     got = stack.wait_for(
         "the archived session at Nexus", lambda: watching.accepted_at("db", sid), DATABASE_BOUND + 60
     )

@@ -15,57 +15,37 @@ central site's record of Edge jobs (which worker took each one) and the task ins
 from __future__ import annotations
 
 import json
-import os
-import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
+from dataclasses import dataclass
 
 import pytest
 
-from tests.celery.support import FILE_TASKS, received, sessions_of, snapshot_tree
-from tests.openclaw_writer import Writer
+from tests.celery.support import FILE_TASKS, received
+from tests.fleet_support import (
+    HOSTS,
+    MESSAGES,
+    Chatting,
+    Host,
+    accepted_at,
+    add_database_agents,
+    archive_telegram,
+    dag_id,
+    epoch,
+    make_hosts,
+    start_chatting,
+    watch_id,
+)
+from tests.openclaw_writer import database
 from tools.bench.latency import rows
-from tools.demo.sample_state import LiveJsonlAgent, make_state
-from tools.openclaw.fixture import OpenClaw
 from tools.stacks.celery_stack import deployment_env
 from tools.stacks.edge_stack import NO_DATABASE, EdgeStack, EdgeWorker, edge_stack, forged_admin_token
 from tools.stacks.sandbox import API_KEY, nexus_connection
 from tools.standins.nexus import NexusStandin
 
-HOSTS = {"a": (["main", "alpha"], 2, 11), "b": (["main"], 3, 22)}
-MESSAGES = {"a": "Uploaded 4 sessions across 2 agents", "b": "Uploaded 3 sessions across 1 agent"}
 FLEET = json.dumps([{"host": host, "executor": "EdgeExecutor"} for host in HOSTS])
 DATABASE_BOUND = 120.0  # against gross regressions (one sample); the goal is the benchmark's
 IDLE_SECONDS = 60.0
-APPEND_EVERY = 2.0
-
-
-def dag_id(host: str) -> str:
-    return f"session_upload_{host}"
-
-
-def watch_id(host: str) -> str:
-    return f"session_upload_{host}__watch"
-
-
-def epoch(value: str) -> float:
-    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-
-
-@dataclass
-class Host:
-    name: str
-    agents: list[str]
-    state_dir: Path
-    made: dict
-    before: dict[str, dict[str, bytes]]
-    run: dict | None = None
-    task_instances: list[dict] = field(default_factory=list)
-    job_result: dict | None = None
-    after: dict[str, dict[str, bytes]] = field(default_factory=dict)
 
 
 @dataclass
@@ -75,19 +55,7 @@ class EdgeFleet:
     hosts: dict[str, Host]
     received: dict[tuple[str, str], bytes]
     jobs: list[dict]  # the central site's Edge jobs after the manual runs
-    writer: Writer
-    live_b: LiveJsonlAgent
-    db_main: str
-    stop: threading.Event = field(default_factory=threading.Event)
-    errors: list[str] = field(default_factory=list)
-
-    def live_writes(self) -> None:
-        while not self.stop.wait(APPEND_EVERY):
-            try:
-                self.writer.append_event("db", self.db_main)
-                self.live_b.append("agent:live:main")
-            except Exception as exc:  # reported by the tests, never silently
-                self.errors.append(f"{type(exc).__name__}: {exc}")
+    chatting: Chatting
 
     def runs_since(self, dag: str, moment: float) -> list[dict]:
         return [r for r in self.stack.dag_runs(dag) if r["queued_at"] and epoch(r["queued_at"]) > moment]
@@ -101,26 +69,9 @@ class EdgeFleet:
 @pytest.fixture(scope="module")
 def edge_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeFleet]:
     root = tmp_path_factory.mktemp("edge-fleet")
-    hosts: dict[str, Host] = {}
-    for name, (agents, completed, seed) in HOSTS.items():
-        state_dir = root / f"host-{name}" / "openclaw"
-        made = make_state(state_dir, agents, completed=completed, seed=seed)
-        before = {agent: snapshot_tree(sessions_of(state_dir, agent)) for agent in agents}
-        hosts[name] = Host(name, agents, state_dir, made, before)
+    hosts = make_hosts(root)
     # Host a also has agent db: a database OpenClaw's doctor wrote (two live sessions, nothing completed).
-    scratch = root / "db-agent"
-    make_state(scratch, ["db"], completed=0, seed=44)
-    OpenClaw.installed().run(
-        ["doctor", "--session-sqlite", "import", "--session-sqlite-all-agents"], state_dir=scratch
-    )
-    os.rename(scratch / "agents" / "db", hosts["a"].state_dir / "agents" / "db")
-    live_b = LiveJsonlAgent(sessions_of(hosts["b"].state_dir, "live"))
-    live_b.sessions.mkdir(parents=True)
-    live_b.start("agent:live:main")
-    writer = Writer(hosts["a"].state_dir)
-    (db_main,) = writer.query(
-        "db", "SELECT current_session_id FROM session_nodes WHERE session_key = ?", ("agent:db:main",)
-    )[0]
+    add_database_agents(hosts["a"], ["db"], root / "db-agent", seed=44)
     started = time.monotonic()
     with NexusStandin(api_key=API_KEY, record_dir=root / "nexus") as nexus:
         workers = {
@@ -158,21 +109,18 @@ def edge_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeFleet]:
                 host.run = stack.wait_for_run(run_ids[name], dag_id(name), timeout=360)
                 host.task_instances = stack.task_instances(run_ids[name], dag_id(name))
                 host.job_result = stack.xcom(run_ids[name], "job_result", dag_id=dag_id(name))
-                host.after = {a: snapshot_tree(sessions_of(host.state_dir, a)) for a in host.agents}
+                host.snapshot_after()
             got = received(nexus)
             jobs = stack.api("GET", "/edge_worker/ui/jobs").json()["jobs"]
             print(
                 f"\nEdge fleet: stack and workers up {up:.0f}s,"
                 f" both runs {time.monotonic() - started - up:.0f}s"
             )
-            state = EdgeFleet(stack, nexus, hosts, got, jobs, writer, live_b, db_main)
-            thread = threading.Thread(target=state.live_writes, daemon=True)
-            thread.start()
+            chatting = start_chatting(hosts["a"], hosts["b"], "db")
             try:
-                yield state
+                yield EdgeFleet(stack, nexus, hosts, got, jobs, chatting)
             finally:
-                state.stop.set()
-                thread.join(30)
+                chatting.stop()
 
 
 def test_each_hosts_run_is_green_with_its_jobresult(edge_fleet):
@@ -246,27 +194,16 @@ def test_live_appends_start_no_upload_run_and_a_database_completion_goes_through
         )
     since = time.time()
     time.sleep(IDLE_SECONDS)
-    assert edge_fleet.errors == []
+    assert edge_fleet.chatting.errors == []
     for name in HOSTS:
         assert edge_fleet.runs_since(dag_id(name), since) == [], f"an upload run started on host {name}"
 
     since = time.time()
-    key = "agent:db:telegram:direct:42"
-    (sid,) = edge_fleet.writer.query(
-        "db", "SELECT current_session_id FROM session_nodes WHERE session_key = ?", (key,)
-    )[0]
-    committed = edge_fleet.writer.archive_node("db", key) / 1000
-    expected = rows(
-        edge_fleet.hosts["a"].state_dir / "agents" / "db" / "agent" / "openclaw-agent.sqlite", sid
+    sid, committed = archive_telegram(edge_fleet.chatting.writer, "db")
+    expected = rows(database(edge_fleet.hosts["a"].state_dir, "db"), sid)
+    got = stack.wait_for(
+        "the archived session at Nexus", lambda: accepted_at(edge_fleet.nexus, "db", sid), DATABASE_BOUND + 60
     )
-
-    def accepted() -> float | None:
-        for record in edge_fleet.nexus.requests():
-            if (record["agentId"], record["sessionId"], record["status"]) == ("db", sid, 201):
-                return record["receivedAt"]
-        return None
-
-    got = stack.wait_for("the archived session at Nexus", accepted, DATABASE_BOUND + 60)
     print(f"\nfleet (Edge), host a: database completion (archived_at) -> Nexus: {got - committed:.1f}s")
     assert got - committed <= DATABASE_BOUND
     stack.wait_for(
