@@ -4,6 +4,7 @@
 # run-notes listener) loads in the scheduler like everything else. Beside it, the package's dependencies
 # at their uv.lock versions (the HTTP provider; zstandard, which the SQLite era reads OpenClaw's compressed
 # rows with). Only the DAG file comes from outside, mounted from dags/; nothing of plugins/ is mounted.
+# edge3 is the package's optional `edge` extra, for the compose `edge` profile's Edge worker.
 # tests/integrity/test_compose.py holds these pins to pyproject.toml and uv.lock, and builds the wheel from
 # exactly the files the first stage copies.
 ARG AIRFLOW_VERSION=3.3.2
@@ -20,4 +21,4 @@ FROM apache/airflow:${AIRFLOW_VERSION}
 ARG AIRFLOW_VERSION
 COPY --from=wheel /home/airflow/dist/ /tmp/session-upload/
 RUN pip install --no-cache-dir "apache-airflow==${AIRFLOW_VERSION}" "apache-airflow-providers-http==6.3.0" \
-    "zstandard==0.25.0" /tmp/session-upload/session_upload-*.whl
+    "zstandard==0.25.0" "apache-airflow-providers-edge3==5.1.0" /tmp/session-upload/session_upload-*.whl

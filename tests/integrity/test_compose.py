@@ -48,9 +48,19 @@ def test_a_broken_file_is_caught_by_the_schema(compose):
         jsonschema.validate(broken, schema)
 
 
+EDGE_WORKER = "airflow-edge-worker"  # in the `edge` profile only
+
+
+def default_of(value: str) -> str:
+    """What a ``${VAR:-default}`` value is when .env leaves VAR unset."""
+    found = re.fullmatch(r"\$\{[A-Z_][A-Z0-9_]*:-(.*)\}", value)
+    return found.group(1) if found else value
+
+
 def test_official_airflow3_shape(compose):
-    assert set(compose["services"]) == {"postgres", "redis", "airflow-init", *COMPOSE_SERVICES}
+    assert set(compose["services"]) == {"postgres", "redis", "airflow-init", EDGE_WORKER, *COMPOSE_SERVICES}
     assert set(COMPOSE_SERVICES.values()) == set(COMPONENTS)
+    assert [name for name, service in compose["services"].items() if service.get("profiles")] == [EDGE_WORKER]
 
 
 @pytest.mark.parametrize("service", sorted(COMPOSE_SERVICES))
@@ -77,7 +87,8 @@ def test_same_topology_as_the_celery_tests(compose):
     as the broker, SimpleAuthManager: the settings the tests' stack uses, pointed at other hosts."""
     env = compose["x-airflow-common"]["environment"]
     tests = celery_settings("db", "prefix.")
-    assert env["AIRFLOW__CORE__EXECUTOR"] == tests["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert default_of(env["AIRFLOW__CORE__EXECUTOR"]) == tests["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+    assert default_of(env["AIRFLOW__EDGE__API_ENABLED"]) == "false", "the Edge API only when asked for"
     stack_env = AirflowStack(Path("/nonexistent")).process_env()
     assert env["AIRFLOW__CORE__AUTH_MANAGER"] == stack_env["AIRFLOW__CORE__AUTH_MANAGER"]
     for key in (
@@ -115,9 +126,9 @@ def test_configured_from_env(compose):
     assert set(common["volumes"]) <= set(worker["volumes"])
     for name, service in compose["services"].items():
         env = service.get("environment", {})
-        if name != "airflow-worker":
+        if name not in ("airflow-worker", EDGE_WORKER):  # the two that run tasks
             assert "AIRFLOW_CONN_NEXUS_DEFAULT" not in env, name
-        if name not in ("airflow-worker", "airflow-triggerer"):  # the triggerer: see the next test
+        if name not in ("airflow-worker", "airflow-triggerer", EDGE_WORKER):  # triggerer: the next test
             assert "OPENCLAW_STATE_DIR" not in env, name
             assert not any("/opt/openclaw" in v for v in service.get("volumes", [])), name
     # The Nexus key comes from .env only: no connection JSON with a password is written into the file.
@@ -263,3 +274,32 @@ def test_image_has_every_runtime_dependency_at_its_locked_version():
     missing = needed - from_airflow - set(pins)
     assert not missing, f"not pinned in the image: {missing}"
     assert pins == {name: lock[name]["version"] for name in pins}
+
+
+def test_the_edge_worker_holds_no_database_and_no_broker_and_reaches_the_api_server_only(compose):
+    """The `edge` profile's Edge worker, as a fleet host that speaks only HTTP: the image (edge3 installed),
+    ``airflow edge worker`` on queue ``openclaw-<EDGE_HOST>``, a database URL that points at nothing, no
+    broker or result backend, the api-server's Edge and Execution APIs, the fleet setting the central site
+    has, its own state dir and the Connection (it runs upload tasks)."""
+    common = compose["x-airflow-common"]
+    edge = compose["services"][EDGE_WORKER]
+    assert edge["profiles"] == ["edge"] and edge["image"] == common["image"]
+    assert edge["command"][:4] == ["edge", "worker", "--queues", "openclaw-${EDGE_HOST:-edge-1}"]
+    assert edge["command"][4:6] == ["--edge-hostname", "${EDGE_HOST:-edge-1}"]
+    env = edge["environment"]
+    assert "postgres" not in env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].split("@")[-1]
+    assert not any(key.startswith("AIRFLOW__CELERY__") for key in env)
+    assert env["AIRFLOW__EDGE__API_URL"] == "http://airflow-apiserver:8080/edge_worker/v1/rpcapi"
+    assert (
+        env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+        == common["environment"]["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"]
+    )
+    assert env["AIRFLOW__CORE__EXECUTOR"] == common["environment"]["AIRFLOW__CORE__EXECUTOR"]
+    assert env["SESSION_UPLOAD_FLEET"] == common["environment"]["SESSION_UPLOAD_FLEET"]
+    assert env["OPENCLAW_STATE_DIR"] == "/opt/openclaw"
+    assert env["AIRFLOW_CONN_NEXUS_DEFAULT"].startswith("${AIRFLOW_CONN_NEXUS_DEFAULT:?")
+    assert "airflow-config:/opt/airflow/config:ro" in edge["volumes"]
+    assert any(v.startswith("${EDGE_OPENCLAW_STATE_DIR_HOST") for v in edge["volumes"])
+    example = (ROOT / ".env.example").read_text()
+    for variable in ("AIRFLOW_EXECUTORS", "AIRFLOW_EDGE_API", "EDGE_HOST", "EDGE_OPENCLAW_STATE_DIR_HOST"):
+        assert f"# {variable}=" in example, variable
