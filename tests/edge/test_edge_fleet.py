@@ -7,8 +7,9 @@ hosts, so each host's file tasks and its watch go to its own Edge worker (queue 
 ``select`` and ``job_result`` run on the central site.
 
 First a manual run of each host's upload DAG (upload + archive + JobResult), then each host's watch DAG:
-OpenClaw chatting on both hosts starts no upload run, and a session archived in host a's database (written
-by OpenClaw 2026.9.6's doctor) reaches Nexus through host a's DAGs only. Where each task ran comes from the
+OpenClaw chatting on both hosts starts no upload run, a session archived in host a's database (written by
+OpenClaw 2026.9.6's doctor) reaches Nexus through host a's DAGs only, and one that completes while host a's
+Edge worker is down is sent once when it is back. Where each task ran comes from the
 central site's record of Edge jobs (which worker took each one) and the task instances' executor and queue.
 """
 
@@ -70,8 +71,8 @@ class EdgeFleet:
 def edge_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeFleet]:
     root = tmp_path_factory.mktemp("edge-fleet")
     hosts = make_hosts(root)
-    # Host a also has agent db: a database OpenClaw's doctor wrote (two live sessions, nothing completed).
-    add_database_agents(hosts["a"], ["db"], root / "db-agent", seed=44)
+    # Host a also has agents db and db2: databases OpenClaw's doctor wrote (live sessions, nothing completed).
+    add_database_agents(hosts["a"], ["db", "db2"], root / "db-agent", seed=44)
     started = time.monotonic()
     with NexusStandin(api_key=API_KEY, record_dir=root / "nexus") as nexus:
         workers = {
@@ -226,6 +227,30 @@ def test_live_appends_start_no_upload_run_and_a_database_completion_goes_through
     assert edge_fleet.jobs_of(watch_id("a"), event["source_run_id"]) == {("watch", -1): "host-a"}
     (record,) = [r for r in edge_fleet.nexus.requests() if r["sessionId"] == sid]
     assert json.loads(edge_fleet.nexus.body(record["n"]))["transcript"].encode() == expected
+    received(edge_fleet.nexus)  # every accepted upload once
+
+
+def test_a_completion_while_the_hosts_edge_worker_is_down_is_delivered_once_it_returns(edge_fleet):
+    """Host a's Edge worker stops (SIGTERM) and a session completes in host a's database meanwhile: nothing
+    reaches Nexus while it is down; once it is back, its next watch signals the completion, one run uploads
+    it, nothing is sent twice."""
+    stack = edge_fleet.stack
+    stack.stop_worker("edge-a", timeout=150)
+    since = time.time()
+    sid, committed = archive_telegram(edge_fleet.chatting.writer, "db2")
+    time.sleep(30)
+    assert accepted_at(edge_fleet.nexus, "db2", sid) is None, "delivered while host a's Edge worker was down"
+    assert edge_fleet.runs_since(dag_id("a"), since) == []
+    stack.launch_worker("edge-a")
+    got = stack.wait_for("the session at Nexus", lambda: accepted_at(edge_fleet.nexus, "db2", sid), 360)
+    print(f"\nfleet (Edge), host a's worker down 30 s: completion -> Nexus {got - committed:.1f}s")
+    stack.wait_for(
+        "session_upload_a to be idle",
+        lambda: all(r["state"] in ("success", "failed") for r in stack.dag_runs(dag_id("a"))),
+        240,
+    )
+    runs = edge_fleet.runs_since(dag_id("a"), since)
+    assert [(r["run_type"], r["state"]) for r in runs] == [("asset_triggered", "success")], runs
     received(edge_fleet.nexus)  # every accepted upload once
 
 
