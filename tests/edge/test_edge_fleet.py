@@ -39,9 +39,9 @@ from tests.fleet_support import (
 )
 from tests.openclaw_writer import database
 from tools.bench.latency import rows
-from tools.stacks.celery_stack import deployment_env
+from tools.stacks.celery_stack import deployment_env, worker_env
 from tools.stacks.edge_stack import NO_DATABASE, EdgeStack, EdgeWorker, edge_stack, forged_admin_token
-from tools.stacks.sandbox import API_KEY, nexus_connection
+from tools.stacks.sandbox import API_KEY
 from tools.standins.nexus import NexusStandin
 
 FLEET = json.dumps([{"host": host, "executor": "EdgeExecutor"} for host in HOSTS])
@@ -79,10 +79,7 @@ def edge_fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EdgeFleet]:
             f"edge-{name}": EdgeWorker(
                 queue=f"openclaw-{name}",
                 hostname=f"host-{name}",
-                env={
-                    "OPENCLAW_STATE_DIR": str(host.state_dir),
-                    "AIRFLOW_CONN_NEXUS_DEFAULT": nexus_connection(nexus.url, API_KEY),
-                },
+                env=worker_env(host.state_dir, nexus.url, API_KEY),  # as a Celery host worker's
             )
             for name, host in hosts.items()
         }

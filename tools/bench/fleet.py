@@ -58,7 +58,7 @@ from tools.stacks.celery_stack import (
     worker_env,
 )
 from tools.stacks.edge_stack import EdgeWorker, edge_stack
-from tools.stacks.sandbox import API_KEY, nexus_connection
+from tools.stacks.sandbox import API_KEY
 from tools.standins.nexus import NexusStandin
 
 HOSTS = ("a", "b")
@@ -179,27 +179,7 @@ def run_fleet(transport: str, minutes: float, idle_minutes: float, seed: int, ro
         while not stop.wait(APPEND_EVERY):
             try:
                 for host in hosts.values():
-                    database, sid = mains[host.name]
-                    (seq,) = query(
-                        database,
-                        "SELECT coalesce(max(seq), 0) + 1 FROM transcript_events WHERE session_id = ?",
-                        (sid,),
-                    )[0]
-                    stamp = now_ms()
-                    event = json.dumps({"type": "message", "id": f"live{seq}", "message": {"role": "user"}})
-                    writer.run(
-                        database,
-                        (
-                            "INSERT INTO transcript_events (session_id, seq, event_json, created_at)"
-                            " VALUES (?, ?, ?, ?)",
-                            [sid, seq, event, stamp],
-                        ),
-                        (
-                            "UPDATE session_windows SET updated_at = ?, transcript_updated_at = ?"
-                            " WHERE session_id = ?",
-                            [stamp, stamp, sid],
-                        ),
-                    )
+                    writer.append_turn(*mains[host.name])
                     host.jsonl.append("agent:j1:main")
             except Exception as exc:
                 errors.append(f"live: {type(exc).__name__}: {exc}")
@@ -295,10 +275,7 @@ def _fleet_stack(
             f"worker-{name}": EdgeWorker(
                 queue=f"openclaw-{name}",
                 hostname=f"host-{name}",
-                env={
-                    "OPENCLAW_STATE_DIR": str(host.state),
-                    "AIRFLOW_CONN_NEXUS_DEFAULT": nexus_connection(nexus_url, API_KEY),
-                },
+                env=worker_env(host.state, nexus_url, API_KEY),
             )
             for name, host in hosts.items()
         }

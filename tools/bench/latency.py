@@ -168,6 +168,28 @@ class NodeWriter:
         if answer != "ok":
             raise RuntimeError(f"write to {database.name}: {answer}")
 
+    def append_turn(self, database: Path, session_id: str) -> None:
+        """A turn in a live session, in one write transaction as OpenClaw's writer makes it: a transcript
+        row at the next ``seq`` and the window's ``updated_at``/``transcript_updated_at``."""
+        (seq,) = query(
+            database,
+            "SELECT coalesce(max(seq), 0) + 1 FROM transcript_events WHERE session_id = ?",
+            (session_id,),
+        )[0]
+        event = json.dumps({"type": "message", "id": uuid.uuid4().hex[:8], "message": {"role": "user"}})
+        stamp = now_ms()
+        self.run(
+            database,
+            (
+                "INSERT INTO transcript_events (session_id, seq, event_json, created_at) VALUES (?, ?, ?, ?)",
+                [session_id, seq, event, stamp],
+            ),
+            (
+                "UPDATE session_windows SET updated_at = ?, transcript_updated_at = ? WHERE session_id = ?",
+                [stamp, stamp, session_id],
+            ),
+        )
+
     def close(self) -> None:
         with contextlib.suppress(OSError):
             if self.process.stdin:
@@ -288,29 +310,7 @@ class OpenClawFleet:
             try:
                 self.jsonl.append(f"agent:{PLAIN}:main")
                 for agent, sid in self.live_db:
-                    database = agent_database(self.state, agent)
-                    (seq,) = query(
-                        database,
-                        "SELECT coalesce(max(seq), 0) + 1 FROM transcript_events WHERE session_id = ?",
-                        (sid,),
-                    )[0]
-                    event = json.dumps(
-                        {"type": "message", "id": uuid.uuid4().hex[:8], "message": {"role": "user"}}
-                    )
-                    stamp = now_ms()
-                    self.writer.run(
-                        database,
-                        (
-                            "INSERT INTO transcript_events (session_id, seq, event_json, created_at)"
-                            " VALUES (?, ?, ?, ?)",
-                            [sid, seq, event, stamp],
-                        ),
-                        (
-                            "UPDATE session_windows SET updated_at = ?, transcript_updated_at = ?"
-                            " WHERE session_id = ?",
-                            [stamp, stamp, sid],
-                        ),
-                    )
+                    self.writer.append_turn(agent_database(self.state, agent), sid)
             except Exception as exc:  # reported, never silent
                 self.errors.append(f"live append: {type(exc).__name__}: {exc}")
 
